@@ -1,0 +1,1 @@
+"""byok-proxy: route platform AI traffic through the customer's own AI accounts."""

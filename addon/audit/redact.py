@@ -1,0 +1,74 @@
+"""Credential redaction for audit entries. Pure functions over HAR dicts."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+REDACTED = "[REDACTED]"
+SECRET_HEADERS = frozenset(
+    {"api-key", "x-goog-api-key", "x-amz-security-token", "cookie", "set-cookie", "proxy-authorization",
+     "x-api-key", "openai-organization", "openai-project"}
+)
+SECRET_QUERY_PARAMS = frozenset({"key", "api_key", "api-key", "x-amz-security-token", "x-amz-signature", "token"})
+_SIGV4 = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+)")
+
+
+def fingerprint(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def redact_authorization(value: str) -> str:
+    """Keeps what identifies the account (SigV4 key id and scope), never what proves possession."""
+    if match := _SIGV4.match(value):
+        return f"AWS4-HMAC-SHA256 Credential={match.group(1)}, SignedHeaders={match.group(2)}, Signature={REDACTED}"
+    scheme = value.split(" ", 1)[0] if " " in value else ""
+    return f"{scheme} {REDACTED}".strip()
+
+
+def redact_header(name: str, value: str) -> str:
+    lower = name.lower()
+    if lower == "authorization":
+        return redact_authorization(value)
+    if lower in SECRET_HEADERS:
+        return REDACTED
+    return value
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [(k, REDACTED if k.lower() in SECRET_QUERY_PARAMS else v) for k, v in parse_qsl(parts.query, True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="[]")))
+
+
+def redact_pairs(pairs: list[dict[str, Any]], redact) -> list[dict[str, Any]]:
+    return [{**pair, "value": redact(pair["name"], pair["value"])} for pair in pairs]
+
+
+def redact_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """Redacts credentials wherever HAR keeps them: headers, URL, query string, cookies."""
+    request, response = entry["request"], entry["response"]
+    request["url"] = redact_url(request["url"])
+    request["headers"] = redact_pairs(request.get("headers", []), redact_header)
+    request["queryString"] = redact_pairs(
+        request.get("queryString", []),
+        lambda name, value: REDACTED if name.lower() in SECRET_QUERY_PARAMS else value,
+    )
+    request["cookies"] = redact_pairs(request.get("cookies", []), lambda _n, _v: REDACTED)
+    response["headers"] = redact_pairs(response.get("headers", []), redact_header)
+    response["cookies"] = [{**c, "value": REDACTED} for c in response.get("cookies", [])]
+    return entry
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Belt and braces: removes any known secret value that slipped into serialized text (an error
+    message echoing a key, a body quoting it)."""
+    for secret in secrets:
+        if secret and len(secret) >= 8:
+            text = text.replace(secret, REDACTED)
+    return text

@@ -1,0 +1,1 @@
+"""Local emulators of the customer-side providers, shared by the demo and the tests."""

@@ -1,0 +1,60 @@
+"""What the router knows about one intercepted platform request, handed to the audit log."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mitmproxy import hooks, http
+
+from addon.providers.base import Connection, Translator
+
+
+@dataclass
+class Exchange:
+    """One intercepted platform request and what became of it."""
+
+    flow: http.HTTPFlow
+    decision: str
+    """"byok", "passthrough: <why>" or "blocked: <why>"."""
+    platform_url: str
+    platform_request: http.Request
+    """The request as the app sent it (before translation)."""
+    alias: str | None = None
+    skill: str | None = None
+    operation: str | None = None
+    connection: Connection | None = None
+    model: str | None = None
+    translator: Translator | None = None
+    streaming: bool = False
+    upstream_response: http.Response | None = None
+    """The provider's response as received (before translation back), when not streamed."""
+    streamed_answer: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    upstream_sent: float | None = None
+    finished: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The `_byok` facts for the audit log and mitmweb: plain JSON, no secrets."""
+        result: dict[str, Any] = {
+            "decision": self.decision,
+            "platform_url": self.platform_url,
+            "alias": self.alias,
+            "skill": self.skill,
+            "operation": self.operation,
+        }
+        if self.connection is not None:
+            result["provider"] = self.connection.name
+            result["provider_type"] = self.connection.type
+            result["model"] = self.model
+            result["account"] = self.connection.identity()
+        return result
+
+
+@dataclass
+class ByokExchangeHook(hooks.Hook):
+    """An intercepted platform exchange has ended (answered, blocked, passed through or failed)."""
+
+    name = "byok_exchange"
+    exchange: Exchange

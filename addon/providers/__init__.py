@@ -1,0 +1,11 @@
+"""The provider registry: adding a provider means adding one module and one line here."""
+
+from __future__ import annotations
+
+from addon.providers.azure import AzureConnection
+from addon.providers.base import Connection
+
+PROVIDERS: dict[str, type[Connection]] = {
+    connection.type: connection
+    for connection in (AzureConnection,)
+}

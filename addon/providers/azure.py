@@ -1,0 +1,146 @@
+"""Azure OpenAI: the customer's own deployments, authorized by the resource's `api-key`.
+
+Azure speaks the OpenAI format already, so translation is about the URL (deployment path plus
+`api-version`, or the `/openai/v1` form), the credential, and Azure's own error and stream quirks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+from pydantic import field_validator
+
+from addon import openai_format as oa
+from addon.errors import InvalidRequest
+from addon.providers.base import (
+    ClientResponse,
+    Connection,
+    ProviderConfig,
+    SecretRef,
+    Translator,
+    UpstreamRequest,
+)
+
+# Dated API versions that know `stream_options` (added in 2024-09-01-preview; not in GA 2024-10-21).
+_STREAM_OPTIONS_SINCE = "2024-09-01-preview"
+
+
+class AzureOpenAIConfig(ProviderConfig):
+    type: Literal["azure_openai"]
+    endpoint: str
+    """https://<resource>.openai.azure.com"""
+    api_version: str = "2024-10-21"
+    """A dated data-plane version, or "v1" for the /openai/v1 API."""
+    api_key: SecretRef
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+            raise ValueError("must be an http(s) URL such as https://contoso.openai.azure.com")
+        return value.rstrip("/")
+
+
+def supports_stream_options(api_version: str) -> bool:
+    if api_version in ("v1", "preview", "latest"):
+        return True
+    if api_version.endswith("-preview"):
+        return api_version >= _STREAM_OPTIONS_SINCE
+    return api_version > "2024-10-21"
+
+
+class AzureTranslator(Translator):
+    provider_type = "azure_openai"
+    request_id_headers = ("apim-request-id", "x-request-id")
+    config: AzureOpenAIConfig
+
+    def _url(self, operation_path: str) -> str:
+        endpoint = self.config.endpoint
+        if self.config.api_version == "v1":
+            return f"{endpoint}/openai/v1/{operation_path}"
+        deployment = quote(self.model, safe="")
+        return f"{endpoint}/openai/deployments/{deployment}/{operation_path}?api-version={self.config.api_version}"
+
+    def request(self, body: Mapping[str, Any]) -> UpstreamRequest:
+        if self.operation == "embeddings":
+            params = oa.checked_params(
+                body, oa.EMBEDDING_PARAMS, self.provider_type,
+                drop_unsupported=self.drop_unsupported_params, known=oa.EMBEDDING_PARAMS,
+            )
+            oa.embedding_inputs(params)
+            path = "embeddings"
+        else:
+            supported = set(oa.CHAT_PARAMS)
+            if body.get("stream_options") is not None and not supports_stream_options(self.config.api_version):
+                if not self.drop_unsupported_params:
+                    raise InvalidRequest(
+                        f"'stream_options' needs an Azure api-version that supports it; "
+                        f"'{self.config.api_version}' does not. Set api_version to 'v1' or "
+                        f"'{_STREAM_OPTIONS_SINCE}' (or later) for this provider in the rules file.",
+                        param="stream_options",
+                    )
+                supported.discard("stream_options")
+            params = oa.checked_params(
+                body, supported, self.provider_type, drop_unsupported=True
+            )
+            oa.require_messages(params)
+            path = "chat/completions"
+        # The v1 API selects the deployment by `model`; the dated API ignores it, so it never carries
+        # the platform alias either way.
+        params["model"] = self.model
+        return UpstreamRequest(
+            "POST",
+            self._url(path),
+            {"content-type": "application/json", "accept": "application/json"},
+            json.dumps(params, separators=(",", ":")).encode(),
+        )
+
+    def response(self, status: int, headers: Mapping[str, str], body: bytes) -> ClientResponse:
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            payload = {}
+        if status >= 400 or not isinstance(payload, dict) or "error" in payload:
+            return self._error(status if status >= 400 else 502, headers, payload, body)
+        self.usage = payload.get("usage")
+        return ClientResponse(status, payload)
+
+    def _error(self, status: int, headers: Mapping[str, str], payload: Any, raw: bytes) -> ClientResponse:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if not isinstance(error, dict):
+            message = raw.decode(errors="replace")[:500] or "empty response"
+            return ClientResponse(status, oa.provider_error(status, "Azure OpenAI", message))
+        code = error.get("code")
+        message = str(error.get("message", ""))
+        body = oa.provider_error(status, "Azure OpenAI", message, str(code) if code is not None else None)
+        if code == "content_filter":
+            body["error"]["param"] = error.get("param", "prompt")
+        passed = {k: headers[k] for k in ("retry-after", "retry-after-ms") if k in headers}
+        return ClientResponse(status, body, passed)
+
+
+class AzureConnection(Connection):
+    type = "azure_openai"
+    config_model = AzureOpenAIConfig
+    translator_class = AzureTranslator
+    config: AzureOpenAIConfig
+
+    def credential_problem(self) -> str | None:
+        return self.config.api_key.problem
+
+    async def authorize(self, request: UpstreamRequest) -> UpstreamRequest:
+        key = self.config.api_key.value
+        assert key is not None, "authorize() called despite a credential problem"
+        return request.with_headers({"api-key": key})
+
+    def identity(self) -> dict[str, str]:
+        host = urlsplit(self.config.endpoint).hostname or ""
+        return {
+            "type": self.type,
+            "resource": host.split(".")[0] if host.endswith(".openai.azure.com") else host,
+            "endpoint": self.config.endpoint,
+            "credential": self.config.api_key.fingerprint() or "unresolved",
+        }
