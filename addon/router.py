@@ -66,6 +66,8 @@ def supports_streaming(translator: Translator) -> bool:
 class ByokRouter:
     def __init__(self) -> None:
         self.rules: Rules | None = None
+        self.broken: str | None = None
+        """Why the rules file could not be loaded at start; while set, every request fails closed."""
         self.exchanges: dict[str, Exchange] = {}
         # Client connections that legitimately passed a request through to the platform.
         self.passthrough_clients: set[str] = set()
@@ -86,7 +88,14 @@ class ByokRouter:
                 try:
                     self.rules = load_rules(ctx.options.byok_rules)
                 except RulesError as e:
-                    raise exceptions.OptionsError(str(e)) from None
+                    if self.rules is not None or self.broken is not None:
+                        # A change at runtime (mitmweb's option editor): refuse it, keep the rules in force.
+                        raise exceptions.OptionsError(str(e)) from None
+                    # At start: one clean line (mitmdump then exits), and until then nothing is let through.
+                    self.broken = str(e)
+                    logger.error(self.broken)
+                    return
+                self.broken = None
                 self._log_loaded(self.rules)
         if self.rules is not None and self.rules.byok and ctx.options.connection_strategy != "lazy":
             # mitmproxy's default eager strategy connects to the platform host as soon as the app
@@ -115,6 +124,9 @@ class ByokRouter:
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         """Last line of defence: with BYOK on, no connection reaches the platform host unless a
         request on that client connection was deliberately passed through."""
+        if self.broken is not None:
+            data.server.error = "byok-proxy: the rules file is invalid; nothing is forwarded"
+            return
         rules = self.rules
         if rules is None or not rules.byok or data.server.address is None:
             return
@@ -127,6 +139,9 @@ class ByokRouter:
             logger.warning(f"blocked a connection to platform host {host}:{port}")
 
     async def request(self, flow: http.HTTPFlow) -> None:
+        if self.broken is not None and flow.live and not flow.response:
+            flow.response = ByokError(503, self.broken, type="api_error", code="byok_rules_invalid").to_response()
+            return
         if self.rules is None or flow.response or flow.error or not flow.live or not self._is_platform(flow):
             return
         exchange = Exchange(flow, "byok", flow.request.pretty_url, flow.request.copy())

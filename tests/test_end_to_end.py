@@ -1,0 +1,219 @@
+"""byok-proxy end to end: a real mitmdump, the official openai SDK, strict provider emulators, and a
+trap on the platform address that must never see a connection (asserted by the `proxy` fixture)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import openai
+import pytest
+
+from addon.emulators import fakes
+from tests.conftest import MITMDUMP, PLATFORM_KEY, REPO
+
+CHAT_ALIASES = {
+    # alias: (emulator, model as the provider sees it in the URL or body)
+    "gpt_large": ("azure", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"),
+    "gpt_small": ("azure", "/openai/v1/chat/completions"),
+    "claude_large": ("bedrock", "/model/us.anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse"),
+    "gemini_large": ("gemini", "/v1beta/models/gemini-2.5-pro:generateContent"),
+    "gemini_vertex": (
+        "vertex",
+        "/v1/projects/acme-ai/locations/us-central1/publishers/google/models/gemini-2.5-flash:generateContent",
+    ),
+}
+EMBEDDING_ALIASES = {
+    "embed_default": ("azure", 3072),
+    "embed_cohere": ("bedrock", 1024),
+    "embed_gemini": ("gemini", 3072),
+    "embed_vertex": ("vertex", 768),
+}
+SECRETS = (fakes.AZURE_API_KEY, fakes.GEMINI_API_KEY, fakes.AWS_SECRET_ACCESS_KEY, PLATFORM_KEY)
+
+
+def last_request(emulators, provider: str) -> dict:
+    recorded = emulators.recorded(provider)
+    assert recorded, f"the {provider} emulator received nothing"
+    return recorded[-1]
+
+
+@pytest.mark.parametrize("alias", CHAT_ALIASES)
+def test_chat_is_served_by_the_customer_account(proxy, emulators, alias):
+    emulator, path = CHAT_ALIASES[alias]
+    client = proxy.openai()
+    completion = client.chat.completions.create(
+        model=alias,
+        messages=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": "first answer"},
+            {"role": "user", "content": f"hello {alias}"},
+        ],
+        temperature=0.2, top_p=0.9, max_tokens=64, stop=["END"],
+    )
+    assert completion.choices[0].message.content == f"Echo: hello {alias}"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
+    assert completion.usage.total_tokens >= completion.usage.prompt_tokens + completion.usage.completion_tokens
+
+    sent = last_request(emulators, emulator)
+    assert sent["path"] == path
+    headers = sent["headers"]
+    assert PLATFORM_KEY not in json.dumps(headers), "the app's platform credential leaked to the provider"
+    if emulator == "azure":
+        assert headers["api-key"] == fakes.AZURE_API_KEY
+    elif emulator == "bedrock":
+        assert headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={fakes.AWS_ACCESS_KEY_ID}/")
+        assert sent["body"]["inferenceConfig"] == {
+            "maxTokens": 64, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"]
+        }
+        assert sent["body"]["system"] == [{"text": "You are terse."}]
+    elif emulator == "gemini":
+        assert headers["x-goog-api-key"] == fakes.GEMINI_API_KEY
+        assert sent["body"]["systemInstruction"]["parts"] == [{"text": "You are terse."}]
+        assert [c["role"] for c in sent["body"]["contents"]] == ["user", "model", "user"]
+    else:
+        assert headers["authorization"].startswith("Bearer ")
+
+
+@pytest.mark.parametrize("alias", EMBEDDING_ALIASES)
+@pytest.mark.parametrize("inputs", [["one text"], ["first text", "second text", "third text"]])
+def test_embeddings_single_and_batch(proxy, emulators, alias, inputs):
+    emulator, dims = EMBEDDING_ALIASES[alias]
+    client = proxy.openai()
+    result = client.embeddings.create(model=alias, input=inputs if len(inputs) > 1 else inputs[0])
+    assert [d.index for d in result.data] == list(range(len(inputs)))
+    assert all(len(d.embedding) == dims for d in result.data)
+    assert result.data[0].embedding != result.data[-1].embedding or len(inputs) == 1
+    assert emulators.recorded(emulator), f"nothing reached the {emulator} emulator"
+
+
+def test_embeddings_base64_encoding_matches_floats(proxy):
+    client = proxy.openai()
+    floats = client.embeddings.create(model="embed_default", input="same text", encoding_format="float")
+    # The SDK decodes base64 back into floats; the values must match float32 precision.
+    b64 = client.embeddings.create(model="embed_default", input="same text", encoding_format="base64")
+    assert b64.data[0].embedding == pytest.approx(floats.data[0].embedding, rel=1e-6)
+
+
+def test_titan_embeds_single_text(proxy, emulators):
+    result = proxy.openai().embeddings.create(model="embed_titan", input="one text")
+    assert len(result.data[0].embedding) == 1024
+    assert result.usage.prompt_tokens > 0
+    assert last_request(emulators, "bedrock")["path"] == "/model/amazon.titan-embed-text-v2%3A0/invoke"
+
+
+def test_unknown_alias_fails_closed(proxy, emulators):
+    emulators.reset()
+    with pytest.raises(openai.NotFoundError) as info:
+        proxy.openai().chat.completions.create(model="mystery_model", messages=[{"role": "user", "content": "x"}])
+    assert info.value.code == "model_not_found"
+    assert "not mapped to a customer account" in info.value.message
+    assert all(not emulators.recorded(p) for p in ("azure", "bedrock", "gemini", "vertex"))
+
+
+def test_invalid_json_gets_openai_error(proxy):
+    with proxy.http_client() as http:
+        response = http.post(
+            f"{proxy.platform_base}/chat/completions", content=b"{not json",
+            headers={"authorization": f"Bearer {PLATFORM_KEY}", "content-type": "application/json"},
+        )
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["error"]["message"]
+
+
+def test_other_platform_endpoints_are_not_forwarded(proxy):
+    with proxy.http_client() as http:
+        response = http.post(f"{proxy.platform_base}/files", json={})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unsupported_endpoint"
+
+
+def test_model_list_shows_aliases(proxy):
+    models = {m.id for m in proxy.openai().models.list()}
+    assert {"gpt_large", "claude_large", "gemini_large", "embed_default"} <= models
+
+
+def test_unsupported_parameter_is_a_clear_400(proxy, emulators):
+    emulators.reset()
+    with pytest.raises(openai.BadRequestError) as info:
+        proxy.openai().chat.completions.create(
+            model="claude_large", messages=[{"role": "user", "content": "x"}], logit_bias={"50256": -100}
+        )
+    assert info.value.param == "logit_bias"
+    assert not emulators.recorded("bedrock")
+
+
+def test_skill_override_routes_and_rewrites(proxy, emulators):
+    client = proxy.openai()
+    completion = client.chat.completions.create(
+        model="gpt_large",
+        messages=[{"role": "system", "content": "app system prompt"}, {"role": "user", "content": "db is down"}],
+        temperature=0.9,
+        extra_headers={"x-byok-skill": "summarize_incident"},
+    )
+    assert completion.choices[0].message.content == "Echo: db is down"
+    sent = last_request(emulators, "bedrock")
+    assert sent["path"].startswith("/model/us.anthropic.claude-3-5-sonnet")
+    assert "production incidents" in sent["body"]["system"][0]["text"]
+    assert sent["body"]["inferenceConfig"]["temperature"] == 0.1
+    assert sent["body"]["inferenceConfig"]["maxTokens"] == 800
+
+
+def test_vertex_token_is_minted_once_and_reused(proxy, emulators):
+    client = proxy.openai()
+    client.chat.completions.create(model="gemini_vertex", messages=[{"role": "user", "content": "warm up"}])
+    before = emulators.token_requests()
+    for i in range(5):
+        client.chat.completions.create(model="gemini_vertex", messages=[{"role": "user", "content": f"q{i}"}])
+    assert emulators.token_requests() == before
+
+
+def test_audit_file_records_customer_egress_and_loads_in_mitmproxy(proxy):
+    proxy.openai().chat.completions.create(model="gpt_large", messages=[{"role": "user", "content": "audit me"}])
+    with pytest.raises(openai.NotFoundError):
+        proxy.openai().chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    text = proxy.audit.read_text()
+    for secret in SECRETS:
+        assert secret not in text
+    har = json.loads(text)
+    entries = har["log"]["entries"]
+    served = [e for e in entries if e["_byok"]["decision"] == "byok" and e["_byok"]["alias"] == "gpt_large"]
+    assert served, "no audit entry for the served request"
+    entry = served[-1]
+    assert entry["request"]["url"].startswith(proxy_emulator_prefix(entry))
+    assert entry["_byok"]["platform_url"].endswith("/v1/chat/completions")
+    assert entry["_byok"]["provider"] == "azure" and entry["_byok"]["model"] == "gpt-4o"
+    assert entry["_byok"]["account"]["credential"].startswith("sha256:")
+    assert entry["_byok"]["provider_request_id"]
+    assert entry["response"]["status"] == 200
+    headers = {h["name"].lower(): h["value"] for h in entry["request"]["headers"]}
+    assert headers["api-key"] == "[REDACTED]"
+    blocked = [e for e in entries if e["_byok"]["decision"].startswith("blocked")]
+    assert blocked and blocked[-1]["response"]["status"] == 404
+
+    loaded = subprocess.run(
+        [str(MITMDUMP), "-n", "-r", str(proxy.audit), "--set", f"confdir={proxy.confdir}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr + loaded.stdout
+    assert "POST" in loaded.stdout
+
+
+def proxy_emulator_prefix(entry: dict) -> str:
+    return "http://127.0.0.1:"
+
+
+def test_bad_rules_file_stops_the_proxy_with_one_clear_message(tmp_path):
+    rules = tmp_path / "bad.yaml"
+    rules.write_text((REPO / "rules" / "example.yaml").read_text().replace("type: bedrock", "type: bedrok"))
+    result = subprocess.run(
+        [str(MITMDUMP), "-s", str(REPO / "addon" / "byok.py"), "--listen-host", "127.0.0.1", "--listen-port", "0",
+         "--set", f"confdir={tmp_path}", "--set", f"byok_rules={rules}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "bad.yaml: providers.bedrock.type: unknown provider type 'bedrok'" in output
+    assert "Traceback" not in output

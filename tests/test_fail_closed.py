@@ -1,0 +1,98 @@
+"""Fail-closed and pass-through behaviour, each on its own mitmdump with its own rules or credentials."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.conftest import REPO, PlatformTrap, free_port, provider_env, start_proxy
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture
+def own_trap():
+    trap = PlatformTrap(free_port()).start()
+    yield trap
+    trap.stop()
+
+
+def run_proxy(tmp_path, emulators, trap, env_changes=None, rules_text=None, mode="forward"):
+    env = provider_env(emulators, f"127.0.0.1:{trap.port}")
+    env.update(env_changes or {})
+    rules = REPO / "rules" / "demo.yaml"
+    if rules_text is not None:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(rules_text)
+        (tmp_path / "prompts").mkdir(exist_ok=True)
+        (tmp_path / "prompts" / "summarize_incident.txt").write_text("summarize")
+    return start_proxy(tmp_path, rules, env, trap.port, mode=mode)
+
+
+def test_rejected_customer_credentials_are_reported_per_provider(tmp_path, emulators, own_trap):
+    proxy = run_proxy(tmp_path, emulators, own_trap, {
+        "AZURE_OPENAI_API_KEY": "fake-wrong-azure-key",
+        "GEMINI_API_KEY": "fake-wrong-gemini-key",
+        "AWS_SECRET_ACCESS_KEY": "fake/wrong/secret/key/0000000000000000000",
+    })
+    try:
+        client = proxy.openai()
+        for alias, provider in (("gpt_large", "Azure OpenAI"), ("gemini_large", "Google Gemini"),
+                                ("claude_large", "AWS Bedrock")):
+            with pytest.raises(openai.APIStatusError) as info:
+                client.chat.completions.create(model=alias, messages=MESSAGES)
+            assert info.value.status_code in (401, 403), alias
+            assert f"customer's {provider} credential was rejected" in info.value.message
+            assert "fake-wrong" not in info.value.message
+    finally:
+        proxy.stop()
+    assert own_trap.connections == []
+
+
+def test_missing_credential_fails_closed_and_sends_nothing(tmp_path, emulators, own_trap):
+    proxy = run_proxy(tmp_path, emulators, own_trap, {"GEMINI_API_KEY": ""})
+    emulators.reset()
+    try:
+        with pytest.raises(openai.InternalServerError) as info:
+            proxy.openai().chat.completions.create(model="gemini_large", messages=MESSAGES)
+        assert info.value.status_code == 503
+        assert "GEMINI_API_KEY is not set" in info.value.message
+        assert "GEMINI_API_KEY" in proxy.log()  # warned at start too
+    finally:
+        proxy.stop()
+    assert emulators.recorded("gemini") == []
+    assert own_trap.connections == []
+
+
+PASSTHROUGH_RULES = """
+platform: {{hosts: ["127.0.0.1:{port}"]}}
+allow_passthrough: {allow}
+providers:
+  azure: {{type: azure_openai, endpoint: "http://127.0.0.1:1", api_key: "${{AZURE_OPENAI_API_KEY}}", enabled: false}}
+models:
+  gpt_large: {{provider: azure, model: gpt-4o}}
+"""
+
+
+def test_disabled_provider_passes_through_to_the_platform(tmp_path, emulators, own_trap):
+    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=PASSTHROUGH_RULES.format(port=own_trap.port,
+                                                                                        allow="true"))
+    try:
+        with pytest.raises(openai.APIConnectionError):
+            # The trap accepts and closes: the request reached the platform address, as configured.
+            proxy.openai().chat.completions.create(model="gpt_large", messages=MESSAGES)
+    finally:
+        proxy.stop()
+    assert own_trap.connections, "pass-through should have reached the platform"
+
+
+def test_disabled_provider_without_passthrough_fails_closed(tmp_path, emulators, own_trap):
+    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=PASSTHROUGH_RULES.format(port=own_trap.port,
+                                                                                        allow="false"))
+    try:
+        with pytest.raises(openai.PermissionDeniedError) as info:
+            proxy.openai().chat.completions.create(model="gpt_large", messages=MESSAGES)
+        assert info.value.code == "byok_provider_disabled"
+    finally:
+        proxy.stop()
+    assert own_trap.connections == []
