@@ -8,6 +8,7 @@ from typing import Any
 
 from mitmproxy import hooks, http
 
+from addon.openai_format import StreamAccumulator
 from addon.providers.base import Connection, Translator
 
 
@@ -30,7 +31,8 @@ class Exchange:
     streaming: bool = False
     upstream_response: http.Response | None = None
     """The provider's response as received (before translation back), when not streamed."""
-    streamed_answer: list[str] = field(default_factory=list)
+    stream: StreamAccumulator | None = None
+    """What the app received of a streamed answer, rebuilt for the audit log."""
     started: float = field(default_factory=time.time)
     upstream_sent: float | None = None
     finished: float | None = None

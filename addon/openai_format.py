@@ -246,3 +246,73 @@ def provider_error(status: int, provider: str, message: str, code: str | None = 
             "Check the credential configured for this provider in the rules file."
         )
     return error_body(message, error_type_for(status), code)
+
+
+class SseParser:
+    """Splits a server-sent-events byte stream into `data:` payloads, whatever the network split.
+    Accepts LF and CRLF framing (Gemini uses CRLF)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        # A CR ending one piece meets its LF in the next before normalising.
+        self._buffer = (self._buffer + data).replace(b"\r\n", b"\n")
+        payloads = []
+        while (end := self._buffer.find(b"\n\n")) >= 0:
+            event, self._buffer = self._buffer[:end], self._buffer[end + 2:]
+            lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+            if lines:
+                payloads.append(b"\n".join(lines).decode("utf-8", errors="replace"))
+        return payloads
+
+    def rest(self) -> bytes:
+        return self._buffer
+
+
+class StreamAccumulator:
+    """Rebuilds the answer from the OpenAI chunks sent to the app (for the audit log)."""
+
+    def __init__(self) -> None:
+        self._parser = SseParser()
+        self.content: list[str] = []
+        self.tool_calls: dict[int, dict[str, str]] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict | None = None
+        self.error: dict | None = None
+        self.chunks = 0
+
+    def feed(self, data: bytes) -> None:
+        for payload in self._parser.feed(data):
+            if payload == "[DONE]":
+                continue
+            try:
+                event = json.loads(payload)
+            except ValueError:
+                continue
+            self.chunks += 1
+            if "error" in event:
+                self.error = event["error"]
+            if event.get("usage"):
+                self.usage = event["usage"]
+            for choice in event.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    self.content.append(delta["content"])
+                for call in delta.get("tool_calls") or []:
+                    slot = self.tool_calls.setdefault(call.get("index", 0), {"name": "", "arguments": ""})
+                    function = call.get("function") or {}
+                    slot["name"] += function.get("name") or ""
+                    slot["arguments"] += function.get("arguments") or ""
+                if choice.get("finish_reason"):
+                    self.finish_reason = choice["finish_reason"]
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "content": "".join(self.content),
+            "tool_calls": [self.tool_calls[i] for i in sorted(self.tool_calls)],
+            "finish_reason": self.finish_reason,
+            "usage": self.usage,
+            "error": self.error,
+            "chunks": self.chunks,
+        }

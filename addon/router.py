@@ -17,6 +17,7 @@ from mitmproxy.proxy import server_hooks
 
 from addon.errors import ByokError, InvalidRequest
 from addon.exchange import ByokExchangeHook, Exchange
+from addon.openai_format import StreamAccumulator
 from addon.providers.base import Translator
 from addon.rules import Rules, RulesError, load_rules
 
@@ -277,6 +278,7 @@ class ByokRouter:
         if flow.response.status_code >= 400 or exchange.decision != "byok":
             return  # an error body is small; translate it whole in `response`
         translator = exchange.translator
+        accumulator = exchange.stream = StreamAccumulator()
         flow.response.headers.pop("content-length", None)
         flow.response.headers["content-type"] = "text/event-stream; charset=utf-8"
         flow.response.headers["cache-control"] = "no-cache"
@@ -284,6 +286,7 @@ class ByokRouter:
         def translate(data: bytes) -> Iterable[bytes]:
             # An empty chunk mid-stream would end a chunked HTTP/1.1 body early: send nothing instead.
             out = translator.stream_chunk(data) if data else translator.stream_end()
+            accumulator.feed(out)
             return [out] if out else []
 
         flow.response.stream = translate

@@ -64,6 +64,14 @@ class Skill(_Strict):
     """Request parameters that override the app's (temperature, max_tokens, ...)."""
 
 
+class Price(_Strict):
+    """What one alias costs the customer, in any currency, per million tokens."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    currency: str = "USD"
+
+
 class RulesFile(_Strict):
     platform: Platform
     byok: bool = True
@@ -75,6 +83,8 @@ class RulesFile(_Strict):
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     skills: dict[str, Skill] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Optional price table by alias, for estimated cost in the audit log and report."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +181,9 @@ def parse_rules(path: Path, text: str) -> Rules:
                 path, f"models.{alias}.provider",
                 f"provider '{route.provider}' is not defined under 'providers' (defined: {known})",
             )
+    for alias in rules_file.prices:
+        if alias not in rules_file.models:
+            raise RulesError(path, f"prices.{alias}", f"alias '{alias}' is not defined under 'models'")
     skill_prompts = {}
     for name, skill in rules_file.skills.items():
         if skill.model is not None and skill.model not in rules_file.models:

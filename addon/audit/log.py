@@ -35,6 +35,19 @@ def _withhold(content: dict[str, Any], text: str | None, mode: str) -> None:
         content["_length"] = len(data)
 
 
+def _stream_summary(answer: dict[str, Any], bodies: str) -> dict[str, Any]:
+    """A streamed answer for the log, under the same body policy as whole bodies."""
+    if bodies == "full":
+        return answer
+    text = answer.pop("content")
+    calls = answer.pop("tool_calls")
+    if bodies == "hashed":
+        answer["content_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        answer["content_length"] = len(text.encode())
+        answer["tool_calls"] = [c["name"] for c in calls]
+    return answer
+
+
 def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None
 
@@ -66,6 +79,10 @@ def build_entry(exchange: Exchange, bodies: str) -> dict[str, Any]:
     if exchange.flow.error is not None:
         summary["error"] = exchange.flow.error.msg
     summary["streamed"] = exchange.streaming
+    if exchange.stream is not None:
+        answer = exchange.stream.answer()
+        summary["usage"] = summary.get("usage") or answer["usage"]
+        summary["stream"] = _stream_summary(answer, bodies)
     summary["timings"] = {
         "received": _iso(exchange.started),
         "sent_upstream": _iso(exchange.upstream_sent),

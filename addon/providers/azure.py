@@ -57,6 +57,10 @@ class AzureTranslator(Translator):
     request_id_headers = ("apim-request-id", "x-request-id")
     config: AzureOpenAIConfig
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sse = oa.SseParser()
+
     def _url(self, operation_path: str) -> str:
         endpoint = self.config.endpoint
         if self.config.api_version == "v1":
@@ -107,6 +111,30 @@ class AzureTranslator(Translator):
             return self._error(status if status >= 400 else 502, headers, payload, body)
         self.usage = payload.get("usage")
         return ClientResponse(status, payload)
+
+    def stream_chunk(self, data: bytes) -> bytes:
+        out = []
+        for payload in self._sse.feed(data):
+            if payload == "[DONE]":
+                out.append(oa.SSE_DONE)
+                continue
+            try:
+                event = json.loads(payload)
+            except ValueError:
+                continue
+            # Azure opens with a chunk holding only `prompt_filter_results` (empty choices, no usage);
+            # OpenAI apps index choices[0] on every chunk but the usage one, so it stays behind.
+            if isinstance(event, dict) and not event.get("choices") and not event.get("usage") and (
+                "error" not in event
+            ):
+                continue
+            if isinstance(event, dict) and event.get("usage"):
+                self.usage = event["usage"]
+            out.append(b"data: " + payload.encode() + b"\n\n")
+        return b"".join(out)
+
+    def stream_end(self) -> bytes:
+        return self.stream_chunk(b"\n\n") if self._sse.rest().strip() else b""
 
     def _error(self, status: int, headers: Mapping[str, str], payload: Any, raw: bytes) -> ClientResponse:
         error = payload.get("error") if isinstance(payload, dict) else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -113,7 +114,7 @@ class VertexConnection(Connection):
         self._problem: str | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
-        self._attempts = 0
+        self._refreshes = 0  # completed refresh attempts, successful or not
         self._last_failure: ByokError | None = None
         self._load_credentials()
 
@@ -159,14 +160,17 @@ class VertexConnection(Connection):
                             type="api_error")
         if creds.valid:
             return creds.token
-        attempts_seen = self._attempts
+        refreshes_seen = self._refreshes
         async with self._refresh_lock():
+            if self._refreshes != refreshes_seen:
+                # A refresh finished while this request waited: share its outcome rather than fetch again,
+                # even when google-auth already calls that token stale (a lifetime under its 3m45s margin).
+                if self._last_failure is not None:
+                    raise self._last_failure
+                if creds.token and not _hard_expired(creds):
+                    return creds.token
             if creds.valid:
                 return creds.token
-            if self._attempts != attempts_seen and self._last_failure is not None:
-                # The refresh this request waited for failed; do not hammer the token endpoint again.
-                raise self._last_failure
-            self._attempts += 1
             try:
                 await asyncio.to_thread(creds.refresh, google.auth.transport.requests.Request())
             except Exception as e:
@@ -177,8 +181,11 @@ class VertexConnection(Connection):
                     type="api_error",
                 )
                 raise self._last_failure from None
-            self._last_failure = None
-            return creds.token
+            else:
+                self._last_failure = None
+                return creds.token
+            finally:
+                self._refreshes += 1
 
     def _refresh_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -194,6 +201,11 @@ class VertexConnection(Connection):
             "endpoint": self.config.base_url,
             "credential": self.client_email or ("unresolved" if self._credentials is None else "adc"),
         }
+
+
+def _hard_expired(creds: Any) -> bool:
+    expiry = getattr(creds, "expiry", None)
+    return expiry is not None and expiry <= datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=10)
 
 
 def _reason(error: Exception) -> str:

@@ -205,7 +205,8 @@ NOARG_TOOL = {"type": "function", "function": {"name": "get_time", "parameters":
     ("auto", {"mode": "AUTO"}),
     ("required", {"mode": "ANY"}),
     ("none", {"mode": "NONE"}),
-    ({"type": "function", "function": {"name": "get_weather"}}, {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}),
+    ({"type": "function", "function": {"name": "get_weather"}},
+     {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}),
 ])
 def test_tools_and_tool_choice(choice, expected):
     result = translate({"messages": [user("x")], "tools": [WEATHER_TOOL, NOARG_TOOL], "tool_choice": choice,
@@ -222,7 +223,8 @@ def test_tools_and_tool_choice(choice, expected):
 
 def test_tool_history_round_trip_with_synthetic_ids():
     # A function-call response from Gemini, translated to OpenAI ...
-    completion = gf.chat_response(json.loads(fixture("generate_function_calls.json")), "gemini-2.5-pro", "Google Gemini")
+    payload = json.loads(fixture("generate_function_calls.json"))
+    completion = gf.chat_response(payload, "gemini-2.5-pro", "Google Gemini")
     calls = completion["choices"][0]["message"]["tool_calls"]
     # ... then sent back by the app with results in reverse order.
     body = {"messages": [
@@ -273,7 +275,8 @@ def test_text_response_skips_thoughts_and_maps_usage():
     assert body["id"] == "chatcmpl-mVxUaJ2aAoyWz7IP4d3N8Qg"
     assert body["object"] == "chat.completion" and body["model"] == "gemini-2.5-flash"
     assert body["choices"] == [{"index": 0, "finish_reason": "stop", "logprobs": None, "message": {
-        "role": "assistant", "content": "Autumn moonlight—\na worm digs silently\ninto the chestnut.", "refusal": None}}]
+        "role": "assistant", "content": "Autumn moonlight—\na worm digs silently\ninto the chestnut.",
+        "refusal": None}}]
     assert body["usage"] == {
         "prompt_tokens": 15, "completion_tokens": 24, "total_tokens": 39,
         "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 16},
@@ -337,7 +340,8 @@ def test_failure_finish_reasons_become_errors(reason, status):
     response = t.response(200, {}, json.dumps(payload).encode())
     assert response.status == status
     assert response.body["error"]["code"] == reason.lower()
-    assert f"Google Gemini stopped with finishReason {reason}: Malformed function call" in response.body["error"]["message"]
+    assert response.body["error"]["message"].startswith(
+        f"Google Gemini stopped with finishReason {reason}: Malformed function call")
 
 
 def test_blocked_prompt_is_content_filter_with_empty_content():
@@ -449,8 +453,10 @@ def test_stream_tool_calls():
         ({"role": "assistant", "content": ""}, None),
         ({"content": "Let me check."}, None),
         ({"tool_calls": [
-            {"index": 0, "id": id0, "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-            {"index": 1, "id": id1, "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}},
+            {"index": 0, "id": id0, "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+            {"index": 1, "id": id1, "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}},
         ]}, None),
         ({}, "tool_calls"),
     ]
