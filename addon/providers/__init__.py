@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from addon.providers.azure import AzureConnection
 from addon.providers.base import Connection
+from addon.providers.gemini import GeminiConnection
+from addon.providers.vertex import VertexConnection
 
 PROVIDERS: dict[str, type[Connection]] = {
     connection.type: connection
-    for connection in (AzureConnection,)
+    for connection in (AzureConnection, GeminiConnection, VertexConnection)
 }

@@ -43,10 +43,6 @@ def _validate_secret(value: Any, info: ValidationInfo) -> secrets.Secret:
     return secrets.resolve(value, base_dir)
 
 
-def _expand_setting(value: Any) -> Any:
-    return secrets.expand_env(value) if isinstance(value, str) else value
-
-
 SecretRef = Annotated[secrets.Secret, PlainValidator(_validate_secret)]
 """A rules-file field holding a secret reference, resolved at load time."""
 
@@ -109,6 +105,8 @@ class Translator(ABC):
         self.drop_unsupported_params = drop_unsupported_params
         self.usage: dict | None = None
         """OpenAI-shaped usage of the exchange, once known (for the audit log)."""
+        self.response_id: str | None = None
+        """The provider's id for the answer when it comes in the body rather than a header (Gemini)."""
 
     @abstractmethod
     def request(self, body: Mapping[str, Any]) -> UpstreamRequest:

@@ -19,7 +19,6 @@ import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import field_validator, model_validator
 
 from addon import openai_format as oa
@@ -42,8 +41,9 @@ SIGNING_NAME = "bedrock"
 _REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+){1,3}-\d{1,2}$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SIGV4_HEADERS = frozenset({"authorization", "x-amz-date", "x-amz-security-token"})
-JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
-STREAM_HEADERS = {"content-type": "application/json", "accept": "application/vnd.amazon.eventstream"}
+# What botocore sends: Converse(Stream) has no Accept in its API; InvokeModel declares one.
+CONVERSE_HEADERS = {"content-type": "application/json"}
+INVOKE_HEADERS = {"content-type": "application/json", "accept": "application/json"}
 
 ERROR_STATUS = {
     "ModelErrorException": 502,
@@ -168,8 +168,8 @@ class BedrockTranslator(Translator):
             self._stream = ConverseStreamState(
                 self.model, include_usage=translated.include_usage, json_mode=translated.json_mode
             )
-        operation, headers = ("converse-stream", STREAM_HEADERS) if translated.stream else ("converse", JSON_HEADERS)
-        return self._upstream(operation, headers, translated.body)
+        operation = "converse-stream" if translated.stream else "converse"
+        return self._upstream(operation, CONVERSE_HEADERS, translated.body)
 
     def _embeddings_request(self, body: Mapping[str, Any]) -> UpstreamRequest:
         family = emb.embedding_family(self.model)
@@ -180,7 +180,7 @@ class BedrockTranslator(Translator):
         self._encoding_format = oa.encoding_format(params)
         native = emb.embedding_body(params, family)
         self._input_count = len(native.get("texts", [None]))
-        return self._upstream("invoke", JSON_HEADERS, native)
+        return self._upstream("invoke", INVOKE_HEADERS, native)
 
     def _upstream(self, operation: str, headers: Mapping[str, str], body: dict) -> UpstreamRequest:
         url = f"{self.config.base_url}{model_path(self.model)}/{operation}"
@@ -206,7 +206,8 @@ class BedrockTranslator(Translator):
                 f"AWS Bedrock stopped with '{stop_reason}': {conv.MALFORMED_STOP_REASONS[stop_reason]}.",
                 code=stop_reason,
             )
-        message = (payload.get("output") or {}).get("message") or {}
+        output = payload.get("output")
+        message = output.get("message") if isinstance(output, dict) else None
         blocks = message.get("content") if isinstance(message, dict) else None
         if not isinstance(blocks, list):
             return self._bad_gateway("AWS Bedrock returned a Converse response without an output message.")
@@ -281,7 +282,7 @@ class BedrockConnection(Connection):
             try:
                 self._credentials = botocore.session.Session(profile=config.profile).get_credentials()
                 frozen = self._credentials.get_frozen_credentials() if self._credentials else None
-            except (BotoCoreError, ClientError) as e:
+            except Exception as e:  # any provider in the chain may fail its own way
                 self._credentials = None
                 self._problem = f"AWS credentials for provider '{self.name}' could not be loaded: {e}"
                 return
@@ -307,7 +308,7 @@ class BedrockConnection(Connection):
             # A refresh is a network call (STS, SSO, instance metadata): keep it off the event loop.
             try:
                 return await asyncio.to_thread(credentials.get_frozen_credentials)
-            except (BotoCoreError, ClientError) as e:
+            except Exception as e:  # STS/SSO/IMDS failures come as many exception types
                 raise ByokError(
                     503,
                     f"The AWS credentials of provider '{self.name}' could not be refreshed: {e}",

@@ -38,14 +38,18 @@ class ConverseStreamState:
         self._tool_ordinals: dict[int, int] = {}
         self._json_blocks: set[int] = set()
         self._ended = False
+        self._pending = 0
+        """Bytes fed but not yet part of a complete frame."""
 
     def feed(self, data: bytes) -> bytes:
         if self._ended:
             return b""
         self._buffer.add_data(data)
+        self._pending += len(data)
         out: list[bytes] = []
         try:
             for message in self._buffer:
+                self._pending -= message.prelude.total_length
                 out.append(self._message(message))
                 if self._ended:
                     break
@@ -57,6 +61,9 @@ class ConverseStreamState:
     def end(self) -> bytes:
         if self._ended:
             return b""
+        if self._pending:
+            return self._error("The AWS Bedrock stream ended in the middle of an event.",
+                               "api_error", "stream_truncated")
         if self._finish_reason is not None:
             self._ended = True
             return oa.SSE_DONE

@@ -319,6 +319,9 @@ def _inline_data(url: Any, param: str) -> dict:
 
 
 def _assistant_parts(message: Mapping[str, Any], param: str, calls: dict[str, tuple[str, int]]) -> list[dict]:
+    if message.get("function_call") is not None:
+        raise InvalidRequest(f"{param}.function_call (the deprecated functions API) is not supported; "
+                             "use tool_calls.", param=f"{param}.function_call")
     parts: list[dict] = []
     content = message.get("content")
     if isinstance(content, list):
@@ -518,7 +521,6 @@ class GenerateContentTranslator(Translator):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.response_id: str | None = None
         self.stream = False
         self._include_usage = False
         self._buffer = b""
@@ -601,10 +603,11 @@ class GenerateContentTranslator(Translator):
     def _event(self, raw: bytes) -> bytes:
         if self._failed:
             return b""
-        lines = raw.decode(errors="replace").splitlines()
-        data_lines = [line[5:].removeprefix(" ") for line in lines if line.startswith("data:")]
-        text = "\n".join(data_lines) if data_lines else raw.decode(errors="replace").strip()
-        if not text or text.startswith(":"):
+        decoded = raw.decode(errors="replace")
+        data_lines = [line[5:].removeprefix(" ") for line in decoded.splitlines() if line.startswith("data:")]
+        # No `data:` field: an SSE comment or event/id line (ignored), or a plain JSON error body.
+        text = "\n".join(data_lines) if data_lines else decoded.strip()
+        if not text or (not data_lines and not text.startswith(("{", "["))):
             return b""
         try:
             payload = json.loads(text)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import struct
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -199,17 +200,17 @@ def test_sigv4_long_term_keys(monkeypatch: pytest.MonkeyPatch, fixed_clock: None
     signed = asyncio.run(conn.authorize(unsigned))
 
     assert signed.url == unsigned.url and signed.body == unsigned.body
-    assert set(signed.headers) == {"content-type", "accept", "Authorization", "X-Amz-Date"}
+    assert set(signed.headers) == {"content-type", "Authorization", "X-Amz-Date"}
     assert "host" not in {k.lower() for k in signed.headers}
     assert signed.headers["X-Amz-Date"] == "20261204T192944Z"
-    names = ["accept", "content-type", "host", "x-amz-date"]
+    names = ["content-type", "host", "x-amz-date"]
     expected = _independent_signature(
         signed, AWS_SECRET_ACCESS_KEY, "us-east-1", names,
         "/model/us.anthropic.claude-3-5-sonnet-20241022-v2%253A0/converse",
     )
     assert signed.headers["Authorization"] == (
         f"AWS4-HMAC-SHA256 Credential={AWS_ACCESS_KEY_ID}/20261204/us-east-1/bedrock/aws4_request, "
-        f"SignedHeaders=accept;content-type;host;x-amz-date, Signature={expected}"
+        f"SignedHeaders=content-type;host;x-amz-date, Signature={expected}"
     )
     canonical, signature = _botocore_signature(signed, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, None)
     assert "/model/us.anthropic.claude-3-5-sonnet-20241022-v2%253A0/converse\n" in canonical
@@ -224,11 +225,11 @@ def test_sigv4_session_token_is_signed(monkeypatch: pytest.MonkeyPatch, fixed_cl
         access_key_id="${TEMP_ID}", secret_access_key="${TEMP_SECRET}", session_token="${TEMP_TOKEN}",
     ))
     assert conn.identity()["credential"] == AWS_TEMP_ACCESS_KEY_ID
-    arn = "arn:aws:bedrock:us-east-1:000000000000:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0"
-    unsigned = translator(arn).request(chat_body())
+    arn = "arn:aws:bedrock:us-east-1:000000000000:inference-profile/us.cohere.embed-english-v3"
+    unsigned = translator(arn, "embeddings").request({"input": "x"})
     assert unsigned.url == (
         f"{BASE}/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A000000000000%3Ainference-profile%2F"
-        "us.anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+        "us.cohere.embed-english-v3/invoke"
     )
     signed = asyncio.run(conn.authorize(unsigned))
     assert signed.headers["X-Amz-Security-Token"] == AWS_SESSION_TOKEN
@@ -237,7 +238,7 @@ def test_sigv4_session_token_is_signed(monkeypatch: pytest.MonkeyPatch, fixed_cl
         signed, AWS_TEMP_SECRET_ACCESS_KEY, "us-east-1",
         ["accept", "content-type", "host", "x-amz-date", "x-amz-security-token"],
         "/model/arn%253Aaws%253Abedrock%253Aus-east-1%253A000000000000%253Ainference-profile%252F"
-        "us.anthropic.claude-3-haiku-20240307-v1%253A0/converse",
+        "us.cohere.embed-english-v3/invoke",
     )
     assert signed.headers["Authorization"].endswith(f"Signature={expected}")
     _, signature = _botocore_signature(signed, AWS_TEMP_ACCESS_KEY_ID, AWS_TEMP_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)
@@ -270,23 +271,39 @@ def test_refreshable_credentials_refresh_off_the_event_loop(monkeypatch: pytest.
     from botocore.credentials import RefreshableCredentials
 
     threads: list[bool] = []
+    expired = {"access_key": "ASIAEXPIREDKEY", "secret_key": "expired", "token": "expired",
+               "expiry_time": "2000-01-01T00:00:00Z"}
 
     def refresh() -> dict:
-        import threading
-
         threads.append(threading.current_thread() is threading.main_thread())
         return {"access_key": AWS_TEMP_ACCESS_KEY_ID, "secret_key": AWS_TEMP_SECRET_ACCESS_KEY,
-                "token": AWS_SESSION_TOKEN, "expiry_time": "2000-01-01T00:00:00Z"}
+                "token": AWS_SESSION_TOKEN, "expiry_time": "2999-01-01T00:00:00Z"}
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_ACCESS_KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET_ACCESS_KEY)
     conn = BedrockConnection("bedrock", config())
-    conn._credentials = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
-    threads.clear()
+    conn._credentials = RefreshableCredentials.create_from_metadata(expired, refresh, "test")
     signed = asyncio.run(conn.authorize(translator().request(chat_body())))
     assert threads == [False]
     assert signed.headers["X-Amz-Security-Token"] == AWS_SESSION_TOKEN
     assert conn.identity()["credential"] == AWS_TEMP_ACCESS_KEY_ID
+    signed = asyncio.run(conn.authorize(translator().request(chat_body())))
+    assert threads == [False]  # fresh credentials are not refreshed again
+
+
+def test_failed_refresh_is_a_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.credentials import RefreshableCredentials
+
+    def refresh() -> dict:
+        raise RuntimeError("sso token expired")
+
+    conn = BedrockConnection("acme", config(access_key_id="${X}", secret_access_key="${X}"))
+    conn._credentials = RefreshableCredentials.create_from_metadata(
+        {"access_key": "a", "secret_key": "s", "token": "t", "expiry_time": "2000-01-01T00:00:00Z"}, refresh, "test")
+    with pytest.raises(ByokError) as info:
+        asyncio.run(conn.authorize(translator().request(chat_body())))
+    assert info.value.status == 503
+    assert info.value.message == "The AWS credentials of provider 'acme' could not be refreshed: sso token expired"
 
 
 # --- chat request -----------------------------------------------------------------------------------
@@ -308,7 +325,7 @@ def test_request_system_merge_params_and_url() -> None:
     })
     assert request.method == "POST"
     assert request.url == f"{BASE}/model/us.anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse"
-    assert request.headers == {"content-type": "application/json", "accept": "application/json"}
+    assert request.headers == {"content-type": "application/json"}
     assert json.loads(request.body) == {
         "messages": [
             {"role": "user", "content": [{"text": "Capital of France?"}, {"text": "And Germany?"}]},
@@ -644,7 +661,7 @@ def test_titan_v2_embeddings_base64() -> None:
 
 def test_titan_rejections() -> None:
     t = translator("amazon.titan-embed-text-v2:0", "embeddings")
-    with pytest.raises(InvalidRequest, match="one input per request.*Cohere Embed v3"):
+    with pytest.raises(InvalidRequest, match=r"one input per request.*Cohere Embed v3"):
         t.request({"input": ["a", "b"]})
     with pytest.raises(InvalidRequest, match="256, 512, 1024"):
         t.request({"input": "a", "dimensions": 300})
@@ -729,7 +746,7 @@ def stream_translator(body: dict | None = None) -> BedrockTranslator:
     t = translator(PROFILE)
     request = t.request(body or chat_body(stream=True))
     assert request.url.endswith("/converse-stream")
-    assert request.headers["accept"] == "application/vnd.amazon.eventstream"
+    assert request.headers == {"content-type": "application/json"}
     assert "stream" not in json.loads(request.body)
     return t
 
@@ -838,7 +855,7 @@ def test_json_mode_stream_becomes_content() -> None:
 
 
 def test_exception_frame_ends_the_stream() -> None:
-    frames = TEXT_STREAM[:2] + [exception("throttlingException", "Too many tokens, please wait.")] + TEXT_STREAM[2:]
+    frames = [*TEXT_STREAM[:2], exception("throttlingException", "Too many tokens, please wait."), *TEXT_STREAM[2:]]
     t = stream_translator()
     out = run_stream(t, b"".join(frames), [50, 51])
     events = sse(out)
@@ -862,7 +879,16 @@ def test_stream_ending_mid_frame_is_an_error() -> None:
     out = t.stream_chunk(data[:-10])
     end = t.stream_end()
     assert b"[DONE]" not in out + end
+    assert deltas(sse(out))[-1] == ({}, "stop")
     assert sse(end) == [{"error": {
+        "message": "The AWS Bedrock stream ended in the middle of an event.",
+        "type": "api_error", "code": "stream_truncated"}}]
+
+
+def test_stream_ending_before_message_stop_is_an_error() -> None:
+    t = stream_translator()
+    t.stream_chunk(b"".join(TEXT_STREAM[:3]))
+    assert sse(t.stream_end()) == [{"error": {
         "message": "The AWS Bedrock stream ended before the model finished its answer.",
         "type": "api_error", "code": "stream_truncated"}}]
 

@@ -256,6 +256,15 @@ def test_tool_result_without_matching_call_is_rejected():
     assert e.value.param == "messages[1].tool_call_id"
 
 
+def test_legacy_function_call_history_is_rejected():
+    body = {"messages": [user("x"), {"role": "assistant", "content": None,
+                                     "function_call": {"name": "f", "arguments": "{}"}}]}
+    with pytest.raises(InvalidRequest, match="deprecated functions API"):
+        translate(body)
+    with pytest.raises(InvalidRequest, match="role 'function' is not supported"):
+        translate({"messages": [user("x"), {"role": "function", "name": "f", "content": "1"}]})
+
+
 def test_bad_tool_call_arguments_are_rejected():
     body = {"messages": [user("x"), {"role": "assistant", "content": None, "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}]}
@@ -434,8 +443,8 @@ def test_stream_text_any_split(splits):
     assert t.usage == events[-2]["usage"]
 
 
-def test_stream_lf_framing_without_usage():
-    data = fixture("stream_text.sse").replace(b"\r\n", b"\n")
+def test_stream_lf_framing_without_usage_ignores_comments():
+    data = b": keep-alive\n\nevent: message\nid: 1\n\n" + fixture("stream_text.sse").replace(b"\r\n", b"\n")
     t = translator()
     t.request({"messages": [user("x")], "stream": True})
     events = run_stream(t, data, [10, 300])
