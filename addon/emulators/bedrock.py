@@ -280,9 +280,10 @@ class BedrockEmulator(Emulator):
             if not isinstance(schema, dict) or set(schema) != {"json"} or not isinstance(schema["json"], dict):
                 raise Invalid(f"Malformed input request: toolConfig.tools.{k}.toolSpec.inputSchema must be "
                               "{\"json\": {...}}.")
-            if set(spec) - {"name", "description", "inputSchema"}:
-                raise Invalid(f"Malformed input request: extraneous key [{sorted(set(spec) - {'name', 'description', 'inputSchema'})[0]}] "
-                              "is not permitted, please reformat your input and try again.")
+            extra = sorted(set(spec) - {"name", "description", "inputSchema"})
+            if extra:
+                raise Invalid(f"Malformed input request: extraneous key [{extra[0]}] is not permitted, please "
+                              "reformat your input and try again.")
         choice = tc.get("toolChoice")
         if choice is not None:
             ok = isinstance(choice, dict) and len(choice) == 1 and (
@@ -468,7 +469,8 @@ class BedrockEmulator(Emulator):
                     off = 0 if t == "int8" else 128
                     by_type[t] = [[max(-128, min(127, round(v * 127 * 30))) + off for v in vec] for vec in vecs]
                 else:
-                    by_type[t] = [[sum(1 << (7 - b) for b in range(8) if vec[i + b] > 0) - (128 if t == "binary" else 0)
+                    off = 128 if t == "binary" else 0
+                    by_type[t] = [[sum(1 << (7 - b) for b in range(8) if vec[i + b] > 0) - off
                                    for i in range(0, len(vec), 8)] for vec in vecs]
             resp.update(embeddings=by_type, response_type="embeddings_by_type")
         return json_response(200, resp, self._invoke_headers(rid, started, c.count_tokens(texts)))

@@ -41,7 +41,7 @@ MSG_MISSING_CREDENTIALS = (
 )
 
 # --- request schema (proto JSON: lowerCamel names; snake_case accepted as aliases) ------------------------
-S, N, I, B, ANY, STRUCT = "string", "number", "int", "bool", "any", "struct"
+S, N, INT, B, ANY, STRUCT = "string", "number", "int", "bool", "any", "struct"
 SCHEMAS: dict[str, dict[str, Any]] = {
     "GenerateContentRequest": {
         "model": S, "contents": ["Content"], "systemInstruction": "Content", "generationConfig": "GenerationConfig",
@@ -59,13 +59,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "FunctionCall": {"id": S, "name": S, "args": STRUCT},
     "FunctionResponse": {"id": S, "name": S, "response": STRUCT, "willContinue": B, "scheduling": S, "parts": [ANY]},
     "GenerationConfig": {
-        "temperature": N, "topP": N, "topK": N, "candidateCount": I, "maxOutputTokens": I, "stopSequences": [S],
+        "temperature": N, "topP": N, "topK": N, "candidateCount": INT, "maxOutputTokens": INT, "stopSequences": [S],
         "presencePenalty": N, "frequencyPenalty": N, "responseMimeType": S, "responseSchema": "Schema",
-        "responseJsonSchema": ANY, "seed": I, "responseLogprobs": B, "logprobs": I, "thinkingConfig": "ThinkingConfig",
+        "responseJsonSchema": ANY, "seed": INT, "responseLogprobs": B, "logprobs": INT, "thinkingConfig": "ThinkingConfig",
         "responseModalities": [S], "speechConfig": STRUCT, "mediaResolution": S, "enableEnhancedCivicAnswers": B,
         "routingConfig": STRUCT, "audioTimestamp": B, "imageConfig": STRUCT,
     },
-    "ThinkingConfig": {"thinkingBudget": I, "includeThoughts": B, "thinkingLevel": S},
+    "ThinkingConfig": {"thinkingBudget": INT, "includeThoughts": B, "thinkingLevel": S},
     "Tool": {
         "functionDeclarations": ["FunctionDeclaration"], "googleSearch": STRUCT, "googleSearchRetrieval": STRUCT,
         "codeExecution": STRUCT, "urlContext": STRUCT, "retrieval": STRUCT, "enterpriseWebSearch": STRUCT,
@@ -77,18 +77,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     # The OpenAPI-subset Schema: JSON-Schema-only keys such as additionalProperties or $schema are rejected.
     "Schema": {
-        "type": S, "format": S, "title": S, "description": S, "nullable": B, "enum": [S], "maxItems": I,
-        "minItems": I, "properties": {"map": "Schema"}, "required": [S], "minProperties": I, "maxProperties": I,
-        "minLength": I, "maxLength": I, "pattern": S, "example": ANY, "anyOf": ["Schema"], "propertyOrdering": [S],
+        "type": S, "format": S, "title": S, "description": S, "nullable": B, "enum": [S], "maxItems": INT,
+        "minItems": INT, "properties": {"map": "Schema"}, "required": [S], "minProperties": INT, "maxProperties": INT,
+        "minLength": INT, "maxLength": INT, "pattern": S, "example": ANY, "anyOf": ["Schema"], "propertyOrdering": [S],
         "default": ANY, "items": "Schema", "minimum": N, "maximum": N,
     },
     "ToolConfig": {"functionCallingConfig": "FunctionCallingConfig", "retrievalConfig": STRUCT},
     "FunctionCallingConfig": {"mode": S, "allowedFunctionNames": [S]},
     "SafetySetting": {"category": S, "threshold": S, "method": S},
-    "EmbedContentRequest": {"model": S, "content": "Content", "taskType": S, "title": S, "outputDimensionality": I},
+    "EmbedContentRequest": {"model": S, "content": "Content", "taskType": S, "title": S, "outputDimensionality": INT},
     "BatchEmbedContentsRequest": {"requests": ["EmbedContentRequest"]},
 }
-TYPE_NAMES = {S: "TYPE_STRING", N: "TYPE_FLOAT", I: "TYPE_INT32", B: "TYPE_BOOL"}
+TYPE_NAMES = {S: "TYPE_STRING", N: "TYPE_FLOAT", INT: "TYPE_INT32", B: "TYPE_BOOL"}
 
 
 class GoogleError(Exception):
@@ -143,12 +143,13 @@ def _canonical(obj: Any, kind: Any, path: str, pkg: str) -> Any:
         ok = {
             S: isinstance(obj, str),
             N: isinstance(obj, int | float) and not isinstance(obj, bool),
-            I: (isinstance(obj, int) and not isinstance(obj, bool)) or (isinstance(obj, str) and obj.lstrip("-").isdigit()),
+            INT: (isinstance(obj, int) and not isinstance(obj, bool))
+            or (isinstance(obj, str) and obj.lstrip("-").isdigit()),
             B: isinstance(obj, bool),
         }[kind]
         if not ok:
             raise _bad_payload(f"Invalid value{at} ({TYPE_NAMES[kind]}), {json.dumps(obj)}")
-        return int(obj) if kind == I else obj
+        return int(obj) if kind == INT else obj
     fields = SCHEMAS[kind]
     if not isinstance(obj, dict):
         raise _bad_payload(f"Invalid value{at} (type.googleapis.com/{pkg}.{kind}), {json.dumps(obj)}")
@@ -384,8 +385,8 @@ class GeminiCore:
     def _sse(self, events: list[dict[str, Any]], plan: c.Plan) -> Iterator[Chunk]:
         for i, ev in enumerate(events):
             if plan.stream_exception and i == 2:
-                err = {"error": {"code": 500, "message": "An internal error has occurred. Please retry or report "
-                                 "in https://developers.generativeai.google/guide/troubleshooting", "status": "INTERNAL"}}
+                err = {"error": {"code": 500, "status": "INTERNAL", "message": "An internal error has occurred. "
+                                 "Please retry or report in https://developers.generativeai.google/guide/troubleshooting"}}
                 yield Chunk(b"data: " + json.dumps(err).encode() + b"\r\n\r\n")
                 return
             yield Chunk(b"data: " + json.dumps(ev).encode() + b"\r\n\r\n", delay=plan.delay if i else 0.0)
@@ -437,8 +438,8 @@ class GeminiCore:
             cand: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
             if i == len(chunks) - 1:
                 cand["finishReason"] = self._finish(plan)
-            yield {"candidates": [cand], "usageMetadata": self.usage(model, plan, req, min(done, plan.completion_tokens)),
-                   **self.envelope(model, rid, created)}
+            usage = self.usage(model, plan, req, min(done, plan.completion_tokens))
+            yield {"candidates": [cand], "usageMetadata": usage, **self.envelope(model, rid, created)}
 
     def embed_values(self, model: str, text: str, dims: int | None) -> list[float]:
         full = EMBED_DIMS[model]

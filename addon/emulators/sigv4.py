@@ -74,8 +74,9 @@ def verify(req: Request, region: str, now: dt.datetime | None = None) -> str:
     credential, signed_str, signature = m.groups()
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request":
+        region_part = parts[2] if len(parts) > 2 else ""
         raise AuthFailure(400, "IncompleteSignatureException",
-                          f"Credential should be scoped to a valid region, not '{parts[2] if len(parts) > 2 else ''}'. ")
+                          f"Credential should be scoped to a valid region, not '{region_part}'. ")
     akid, scope_date, scope_region, scope_service, _ = parts
     signed = signed_str.lower().split(";")
     amz_date = req.headers.get("x-amz-date")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from addon.providers.azure import AzureConnection
 from addon.providers.base import Connection
+from addon.providers.bedrock import BedrockConnection
 from addon.providers.gemini import GeminiConnection
 from addon.providers.vertex import VertexConnection
 
 PROVIDERS: dict[str, type[Connection]] = {
     connection.type: connection
-    for connection in (AzureConnection, GeminiConnection, VertexConnection)
+    for connection in (AzureConnection, BedrockConnection, GeminiConnection, VertexConnection)
 }
