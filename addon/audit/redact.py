@@ -14,6 +14,7 @@ SECRET_HEADERS = frozenset(
      "x-api-key", "openai-organization", "openai-project"}
 )
 SECRET_QUERY_PARAMS = frozenset({"key", "api_key", "api-key", "x-amz-security-token", "x-amz-signature", "token"})
+_SIGNATURE = re.compile(r"Signature=([0-9a-fA-F]+)")
 _SIGV4 = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+)")
 
 
@@ -63,6 +64,39 @@ def redact_entry(entry: dict[str, Any]) -> dict[str, Any]:
     response["headers"] = redact_pairs(response.get("headers", []), redact_header)
     response["cookies"] = [{**c, "value": REDACTED} for c in response.get("cookies", [])]
     return entry
+
+
+def collect_secrets(entry: dict[str, Any]) -> set[str]:
+    """The credential values an unredacted entry carries, so they can be scrubbed wherever else they
+    are echoed (an error message quoting the key, a redirect URL)."""
+    found: set[str] = set()
+    for message in (entry["request"], entry["response"]):
+        for pair in message.get("headers", []):
+            name, value = pair["name"].lower(), pair["value"]
+            if name in ("authorization", "proxy-authorization"):
+                if _SIGV4.match(value):
+                    found.update(_SIGNATURE.findall(value))
+                else:
+                    found.add(value.split(" ", 1)[-1].strip())
+            elif name in SECRET_HEADERS:
+                found.add(value)
+        for pair in message.get("cookies", []):
+            found.add(pair["value"])
+    for name, value in parse_qsl(urlsplit(entry["request"]["url"]).query, True):
+        if name.lower() in SECRET_QUERY_PARAMS:
+            found.add(value)
+    return {s for s in found if len(s) >= 8 and s != REDACTED}
+
+
+def scrub_value(value: Any, secrets: Iterable[str]) -> Any:
+    """`scrub` over every string of a JSON value."""
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {k: scrub_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_value(v, secrets) for v in value]
+    return value
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

@@ -364,8 +364,8 @@ class BedrockEmulator(Emulator):
         for idx, block in enumerate(blocks):
             if "toolUse" in block:
                 tu = block["toolUse"]
-                yield frame(es.event("contentBlockStart", {
-                    "contentBlockIndex": idx, "start": {"toolUse": {"toolUseId": tu["toolUseId"], "name": tu["name"]}}}))
+                start = {"toolUse": {"toolUseId": tu["toolUseId"], "name": tu["name"]}}
+                yield frame(es.event("contentBlockStart", {"contentBlockIndex": idx, "start": start}))
                 for frag in c.json_fragments(tu["input"]):
                     yield frame(es.event("contentBlockDelta", {"contentBlockIndex": idx,
                                                                "delta": {"toolUse": {"input": frag}}}))

@@ -61,7 +61,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "GenerationConfig": {
         "temperature": N, "topP": N, "topK": N, "candidateCount": INT, "maxOutputTokens": INT, "stopSequences": [S],
         "presencePenalty": N, "frequencyPenalty": N, "responseMimeType": S, "responseSchema": "Schema",
-        "responseJsonSchema": ANY, "seed": INT, "responseLogprobs": B, "logprobs": INT, "thinkingConfig": "ThinkingConfig",
+        "responseJsonSchema": ANY, "seed": INT, "responseLogprobs": B, "logprobs": INT,
+        "thinkingConfig": "ThinkingConfig",
         "responseModalities": [S], "speechConfig": STRUCT, "mediaResolution": S, "enableEnhancedCivicAnswers": B,
         "routingConfig": STRUCT, "audioTimestamp": B, "imageConfig": STRUCT,
     },
