@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -26,6 +28,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@dataclass
+class PlatformTrap:
+    """Stands on the platform's address and records every connection: with BYOK on there must be none."""
+
+    port: int
+    connections: list[float] = field(default_factory=list)
+    _server: socket.socket | None = None
+
+    def start(self) -> PlatformTrap:
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        assert self._server is not None
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections.append(time.time())
+            conn.close()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
 
 
 def provider_env(emus: Emulators, platform_host: str) -> dict[str, str]:
@@ -64,9 +94,10 @@ class Proxy:
         return self.confdir / "mitmproxy-ca-cert.pem"
 
     def http_client(self, **kwargs) -> httpx.Client:
+        verify = ssl.create_default_context(cafile=str(self.ca))
         if self.mode == "forward":
-            return httpx.Client(proxy=f"http://127.0.0.1:{self.port}", verify=str(self.ca), **kwargs)
-        return httpx.Client(verify=str(self.ca), **kwargs)
+            return httpx.Client(proxy=f"http://127.0.0.1:{self.port}", verify=verify, **kwargs)
+        return httpx.Client(verify=verify, **kwargs)
 
     def openai(self, base_url: str | None = None, **kwargs) -> openai.OpenAI:
         """The official SDK as an unmodified app would use it, pointed at the platform through the proxy."""

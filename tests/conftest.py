@@ -2,46 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
+
 from addon.emulators.runner import Emulators, start_emulators
-
-from addon.harness import MITMDUMP, PLATFORM_KEY, REPO, Proxy, free_port, provider_env, start_proxy
-
-__all__ = ["MITMDUMP", "PLATFORM_KEY", "REPO", "PlatformTrap", "free_port", "provider_env", "start_proxy"]
-
-
-@dataclass
-class PlatformTrap:
-    """Stands on the platform's address and records every connection: with BYOK on there must be none."""
-
-    port: int
-    connections: list[float] = field(default_factory=list)
-    _server: socket.socket | None = None
-
-    def start(self) -> PlatformTrap:
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def _accept(self) -> None:
-        assert self._server is not None
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            self.connections.append(time.time())
-            conn.close()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+from addon.harness import REPO, PlatformTrap, Proxy, free_port, provider_env, start_proxy
 
 
 @pytest.fixture(scope="session")

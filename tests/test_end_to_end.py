@@ -3,14 +3,16 @@ trap on the platform address that must never see a connection (asserted by the `
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import subprocess
 
 import openai
 import pytest
 
 from addon.emulators import fakes
-from tests.conftest import MITMDUMP, PLATFORM_KEY, REPO
+from addon.harness import MITMDUMP, PLATFORM_KEY, REPO
 
 CHAT_ALIASES = {
     # alias: (emulator, model as the provider sees it in the URL or body)
@@ -92,9 +94,10 @@ def test_embeddings_single_and_batch(proxy, emulators, alias, inputs):
 def test_embeddings_base64_encoding_matches_floats(proxy):
     client = proxy.openai()
     floats = client.embeddings.create(model="embed_default", input="same text", encoding_format="float")
-    # The SDK decodes base64 back into floats; the values must match float32 precision.
     b64 = client.embeddings.create(model="embed_default", input="same text", encoding_format="base64")
-    assert b64.data[0].embedding == pytest.approx(floats.data[0].embedding, rel=1e-6)
+    raw = base64.b64decode(b64.data[0].embedding)
+    decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
+    assert decoded == pytest.approx(floats.data[0].embedding, rel=1e-6)
 
 
 def test_titan_embeds_single_text(proxy, emulators):

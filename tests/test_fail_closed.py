@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.conftest import REPO, PlatformTrap, free_port, provider_env, start_proxy
+from addon.harness import REPO, PlatformTrap, free_port, provider_env, start_proxy
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -78,9 +78,10 @@ def test_disabled_provider_passes_through_to_the_platform(tmp_path, emulators, o
     proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=PASSTHROUGH_RULES.format(port=own_trap.port,
                                                                                         allow="true"))
     try:
-        with pytest.raises(openai.APIConnectionError):
-            # The trap accepts and closes: the request reached the platform address, as configured.
+        with pytest.raises(openai.InternalServerError) as info:
+            # The trap accepts and hangs up, so mitmproxy answers 502: the request went to the platform.
             proxy.openai().chat.completions.create(model="gpt_large", messages=MESSAGES)
+        assert info.value.status_code == 502
     finally:
         proxy.stop()
     assert own_trap.connections, "pass-through should have reached the platform"

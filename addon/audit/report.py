@@ -329,7 +329,8 @@ class Report:
         last = datetime.fromtimestamp(end * 60, UTC).strftime("%Y-%m-%d %H:%M")
         return (f'<svg width="620" height="210" role="img"><g transform="translate(10,10)">{"".join(parts)}'
                 f'<text x="0" y="180" font-size="11">{first} UTC</text>'
-                f'<text x="600" y="180" font-size="11" text-anchor="end">{last} UTC ({width} min/bar, peak {peak})</text>'
+                f'<text x="600" y="180" font-size="11" text-anchor="end">'
+                f"{last} UTC ({width} min/bar, peak {peak})</text>"
                 f'<text x="0" y="198" font-size="12">{"".join(legend)}</text></g></svg>')
 
     def _latency_svg(self) -> str:
@@ -356,7 +357,7 @@ class Report:
             hi = 0.01 * _RATIO ** (low + (i + 1) * step)
             h = n / peak * 160
             parts.append(f'<rect x="{i * bar_w:.1f}" y="{160 - h:.1f}" width="{max(bar_w - 1, 1):.1f}" height="{h:.1f}"'
-                         f' fill="#4a7bd0"><title>{lo:.0f}–{hi:.0f} ms: {n}</title></rect>')
+                         f' fill="#4a7bd0"><title>{lo:.0f} to {hi:.0f} ms: {n}</title></rect>')
         lo_ms = 0.01 * _RATIO**low
         hi_ms = 0.01 * _RATIO ** (high + 1)
         return (f'<svg width="620" height="200" role="img"><g transform="translate(10,10)">{"".join(parts)}'

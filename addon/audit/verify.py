@@ -129,7 +129,7 @@ def verify(paths: list[Path], key: bytes | None = None, max_problems: int = 20) 
 def _verify_file(path: Path, chain: ChainVerifier, result: VerifyResult) -> Iterator[Problem]:
     index = 0
     try:
-        for index, entry in enumerate(iter_entries(path)):  # noqa: B007 (used after the loop)
+        for index, entry in enumerate(iter_entries(path)):
             yield from chain.check(str(path), index, entry)
             seq = entry.get("_byok", {}).get("chain", {}).get("seq") if isinstance(entry.get("_byok"), dict) else None
             if isinstance(entry.get("_byok", {}).get("chain", {}).get("hmac"), str):
