@@ -50,6 +50,10 @@ def _stream_summary(answer: dict[str, Any], bodies: str) -> dict[str, Any]:
     return answer
 
 
+def _pairs(headers: http.Headers) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in headers.items(multi=True)]
+
+
 def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None
 
@@ -106,7 +110,12 @@ def build_entry(
     if exchange.upstream_response is not None:
         flow.response = exchange.upstream_response
     entry = SaveHar().flow_entry(flow, set())
-    secrets = redact.collect_secrets(entry)
+    # The app's own credentials (platform key, cookies) never show in a BYOK entry's request, but the
+    # app may echo them in a body.
+    secrets = redact.collect_secrets(entry) | redact.collect_secrets(
+        {"request": {"url": exchange.platform_url, "headers": _pairs(exchange.platform_request.headers)},
+         "response": {}}
+    )
     redact.redact_entry(entry)
     if post := entry["request"].get("postData"):
         _withhold(post, post.get("text"), bodies)

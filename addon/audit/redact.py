@@ -80,6 +80,8 @@ def collect_secrets(entry: dict[str, Any]) -> set[str]:
                     found.add(value.split(" ", 1)[-1].strip())
             elif name in SECRET_HEADERS:
                 found.add(value)
+                if name in ("cookie", "set-cookie"):
+                    found.update(part.split("=", 1)[-1].strip() for part in value.split(";"))
         for pair in message.get("cookies", []):
             found.add(pair["value"])
     for name, value in parse_qsl(urlsplit(entry["request"]["url"]).query, True):
