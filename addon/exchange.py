@@ -29,8 +29,12 @@ class Exchange:
     model: str | None = None
     translator: Translator | None = None
     streaming: bool = False
+    answered_by_proxy: bool = False
+    """The app's answer was assembled by the proxy from its own provider calls (fan-out)."""
     upstream_response: http.Response | None = None
     """The provider's response as received (before translation back), when not streamed."""
+    fan_out: list[dict[str, Any]] = field(default_factory=list)
+    """The provider calls the proxy made itself when one app request needed several (Titan batches)."""
     stream: StreamAccumulator | None = None
     """What the app received of a streamed answer, rebuilt for the audit log."""
     started: float = field(default_factory=time.time)
@@ -51,6 +55,8 @@ class Exchange:
             result["provider_type"] = self.connection.type
             result["model"] = self.model
             result["account"] = self.connection.identity()
+        if self.fan_out:
+            result["fan_out"] = self.fan_out
         return result
 
 

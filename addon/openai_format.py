@@ -217,6 +217,16 @@ def embedding_list(vectors: Sequence[Sequence[float]], model: str, prompt_tokens
     }
 
 
+def merge_embedding_lists(lists: Sequence[Mapping[str, Any]]) -> dict:
+    """One embeddings answer from the answers to one-input-per-call requests, in input order."""
+    data = [{**item, "index": i} for i, item in enumerate(d for result in lists for d in result["data"])]
+    tokens = sum(result.get("usage", {}).get("prompt_tokens", 0) for result in lists)
+    return {
+        "object": "list", "data": data, "model": lists[0]["model"],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
 def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 

@@ -4,6 +4,7 @@ own provider accounts, failing closed whenever that is not possible.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -12,17 +13,19 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy import server_hooks
 
+from addon import openai_format as oa
 from addon.errors import ByokError, InvalidRequest
 from addon.exchange import ByokExchangeHook, Exchange
-from addon.openai_format import StreamAccumulator
-from addon.providers.base import Translator
+from addon.providers.base import ClientResponse, Translator, UpstreamRequest
 from addon.rules import Rules, RulesError, load_rules
 
 logger = logging.getLogger(__name__)
 
+FAN_OUT_CONCURRENCY = 8
 OPERATIONS = {"/chat/completions": "chat", "/embeddings": "embeddings"}
 # Request headers worth keeping on the request to the customer's provider; everything else the app
 # sent (its platform credential, cookies, tracing, SDK telemetry) stays behind.
@@ -60,6 +63,10 @@ def parse_json_body(request: http.Request) -> dict[str, Any]:
     return body
 
 
+def _first_header(headers: Any, translator: Translator) -> str | None:
+    return next((v for name in translator.request_id_headers if (v := headers.get(name))), None)
+
+
 def supports_streaming(translator: Translator) -> bool:
     return type(translator).stream_chunk is not Translator.stream_chunk
 
@@ -72,6 +79,8 @@ class ByokRouter:
         self.exchanges: dict[str, Exchange] = {}
         # Client connections that legitimately passed a request through to the platform.
         self.passthrough_clients: set[str] = set()
+        self.http_client: httpx.AsyncClient | None = None
+        """For the provider calls the proxy makes itself (fan-out); everything else goes through mitmproxy."""
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -242,14 +251,71 @@ class ByokRouter:
                 f"Streaming is not supported yet for provider type '{connection.type}'; send stream=false.",
                 param="stream",
             )
-        upstream = await connection.authorize(translator.request(body))
-
-        self._rewrite(flow, upstream.method, upstream.url, upstream.headers, upstream.body)
-        exchange.upstream_sent = time.time()
+        upstreams = translator.requests(body)
+        if len(upstreams) > 1:
+            await self._fan_out(flow, exchange, upstreams)
+        else:
+            upstream = await connection.authorize(upstreams[0])
+            self._rewrite(flow, upstream.method, upstream.url, upstream.headers, upstream.body)
+            exchange.upstream_sent = time.time()
         self.exchanges[flow.id] = exchange
         identity = connection.describe()
         flow.comment = f"{alias} → {connection.name}/{route.model}" + (f" ({identity})" if identity else "")
         flow.metadata["byok"] = exchange.summary()
+
+    async def _fan_out(self, flow: http.HTTPFlow, exchange: Exchange, upstreams: list[UpstreamRequest]) -> None:
+        """Sends several provider requests for one app request and answers the app with their merge.
+        mitmproxy sends one request per flow, so these calls are the proxy's own; the flow is
+        rewritten to the first of them so mitmweb and the audit log show where the traffic went."""
+        connection, translator = exchange.connection, exchange.translator
+        assert connection is not None and translator is not None
+        authorized = [await connection.authorize(u) for u in upstreams]
+        limit = asyncio.Semaphore(FAN_OUT_CONCURRENCY)
+
+        async def send(request: UpstreamRequest) -> httpx.Response:
+            async with limit:
+                return await self._http_client().request(
+                    request.method, request.url, headers=request.headers, content=request.body
+                )
+
+        exchange.upstream_sent = time.time()
+        try:
+            responses = await asyncio.gather(*(send(r) for r in authorized))
+        except httpx.HTTPError as e:
+            raise ByokError(
+                502, f"Could not reach provider '{connection.name}' ({type(e).__name__}).", type="api_error"
+            ) from None
+        answers = [translator.response(r.status_code, r.headers, r.content) for r in responses]
+        failed = next((a for a in answers if a.status >= 400), None)
+        result = failed or ClientResponse(200, oa.merge_embedding_lists([a.body for a in answers]))
+        translator.usage = None if failed else result.body["usage"]
+        exchange.fan_out = [
+            {"url": r.url, "status": resp.status_code, "request_id": _first_header(resp.headers, translator)}
+            for r, resp in zip(authorized, responses, strict=True)
+        ]
+        first = authorized[0]
+        self._rewrite(flow, first.method, first.url, first.headers, first.body)
+        exchange.upstream_response = http.Response.make(
+            responses[0].status_code, responses[0].content,
+            # httpx has already decoded the body
+            [(k, v) for k, v in responses[0].headers.raw if k.lower() not in (b"content-encoding", b"content-length")],
+        )
+        exchange.answered_by_proxy = True
+        flow.response = http.Response.make(
+            result.status, result.encode(), {"content-type": "application/json", **result.headers}
+        )
+
+    def _http_client(self) -> httpx.AsyncClient:
+        if self.http_client is None:
+            verify: bool | str = ctx.options.ssl_verify_upstream_trusted_ca or True
+            if ctx.options.ssl_insecure:
+                verify = False
+            self.http_client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(120, connect=10))
+        return self.http_client
+
+    async def done(self) -> None:
+        if self.http_client is not None:
+            await self.http_client.aclose()
 
     @staticmethod
     def _rewrite(flow: http.HTTPFlow, method: str, url: str, headers: dict[str, str], body: bytes) -> None:
@@ -278,7 +344,7 @@ class ByokRouter:
         if flow.response.status_code >= 400 or exchange.decision != "byok":
             return  # an error body is small; translate it whole in `response`
         translator = exchange.translator
-        accumulator = exchange.stream = StreamAccumulator()
+        accumulator = exchange.stream = oa.StreamAccumulator()
         flow.response.headers.pop("content-length", None)
         flow.response.headers["content-type"] = "text/event-stream; charset=utf-8"
         flow.response.headers["cache-control"] = "no-cache"
@@ -297,7 +363,7 @@ class ByokRouter:
             return
         exchange.finished = time.time()
         if exchange.decision == "byok" and exchange.translator is not None and flow.response is not None:
-            if not flow.response.stream:
+            if not flow.response.stream and not exchange.answered_by_proxy:
                 self._translate_response(flow, exchange)
         self._emit(exchange)
 

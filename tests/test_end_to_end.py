@@ -107,6 +107,19 @@ def test_titan_embeds_single_text(proxy, emulators):
     assert last_request(emulators, "bedrock")["path"] == "/model/amazon.titan-embed-text-v2%3A0/invoke"
 
 
+def test_titan_batch_fans_out_one_signed_call_per_input(proxy, emulators):
+    emulators.reset()
+    texts = ["alpha text", "beta text here", "gamma"]
+    client = proxy.openai()
+    batch = client.embeddings.create(model="embed_titan", input=texts)
+    singles = [client.embeddings.create(model="embed_titan", input=t).data[0].embedding for t in texts]
+    assert [d.embedding for d in batch.data] == singles
+    assert [d.index for d in batch.data] == [0, 1, 2]
+    calls = [r for r in emulators.recorded("bedrock") if r["path"].endswith("/invoke")]
+    assert sorted(c["body"]["inputText"] for c in calls[:3]) == sorted(texts)
+    assert batch.usage.prompt_tokens == sum(len(t.split()) for t in texts)
+
+
 def test_unknown_alias_fails_closed(proxy, emulators):
     emulators.reset()
     with pytest.raises(openai.NotFoundError) as info:

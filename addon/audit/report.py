@@ -139,7 +139,7 @@ class Report:
         url = entry.get("request", {}).get("url", "")
         if byok.get("platform_url"):
             self.platform_hosts.add(_host(byok["platform_url"])[0])
-        self._check_leak(entry, byok, decision, kind, url)
+        leaked = self._check_leak(entry, byok, decision, kind, url)
         if kind == "blocked":
             self.blocked_reasons[decision.removeprefix("blocked: ")[:100]] += 1
         elif kind == "passthrough":
@@ -147,7 +147,7 @@ class Report:
                 self.passthrough_while_on += 1
             if len(self.passthroughs) < EXAMPLES:
                 self.passthroughs.append(self._example(entry, byok, decision))
-        if kind == "byok" and decision == "byok" and byok.get("provider"):
+        if decision == "byok" and byok.get("provider") and not leaked:
             account = byok.get("account") or {}
             identity = ", ".join(f"{k}={v}" for k, v in account.items() if k not in ("type", "credential", "endpoint"))
             self.accounts[(byok["provider"], str(account.get("type", byok.get("provider_type", ""))), identity,
@@ -176,7 +176,7 @@ class Report:
                   + (usage.get("completion_tokens") or 0) * price.output_per_mtok) / 1_000_000
         byok["cost"] = {"amount": amount, "currency": price.currency}
 
-    def _check_leak(self, entry: dict[str, Any], byok: dict[str, Any], decision: str, kind: str, url: str) -> None:
+    def _check_leak(self, entry: dict[str, Any], byok: dict[str, Any], decision: str, kind: str, url: str) -> bool:
         host, port = _host(url)
         upstream = byok.get("upstream") or {}
         reason = None
@@ -191,10 +191,11 @@ class Report:
         elif kind != "passthrough" and upstream.get("connected"):
             reason = f"{kind} request opened a connection to {upstream.get('address') or host}"
         if reason is None:
-            return
+            return False
         self.leak_count += 1
         if len(self.leaks) < EXAMPLES:
             self.leaks.append({**self._example(entry, byok, decision), "reason": reason})
+        return True
 
     @staticmethod
     def _example(entry: dict[str, Any], byok: dict[str, Any], decision: str) -> dict[str, Any]:

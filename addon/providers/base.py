@@ -113,6 +113,12 @@ class Translator(ABC):
         """The provider request for an OpenAI request body, without credentials.
         Raises `ByokError` (usually `InvalidRequest`) for what cannot be translated faithfully."""
 
+    def requests(self, body: Mapping[str, Any]) -> list[UpstreamRequest]:
+        """The provider requests for one app request: one, except where the provider takes a single
+        input per call (Titan embeddings), in which case each answer goes through `response` and the
+        router merges them."""
+        return [self.request(body)]
+
     @abstractmethod
     def response(self, status: int, headers: Mapping[str, str], body: bytes) -> ClientResponse:
         """The OpenAI response for a complete provider response, success or error."""

@@ -145,6 +145,9 @@ def error_response(status: int, headers: Mapping[str, str], raw: bytes) -> Clien
     return ClientResponse(status, body, passed)
 
 
+MAX_FAN_OUT = 2048  # OpenAI's own limit on inputs per embeddings request
+
+
 class BedrockTranslator(Translator):
     provider_type = "bedrock"
     request_id_headers = ("x-amzn-requestid",)
@@ -170,6 +173,18 @@ class BedrockTranslator(Translator):
             )
         operation = "converse-stream" if translated.stream else "converse"
         return self._upstream(operation, CONVERSE_HEADERS, translated.body)
+
+    def requests(self, body: Mapping[str, Any]) -> list[UpstreamRequest]:
+        if self.operation == "embeddings" and emb.embedding_family(self.model) != "cohere-v3":
+            texts = oa.embedding_inputs(body)
+            if len(texts) > MAX_FAN_OUT:
+                raise InvalidRequest(
+                    f"At most {MAX_FAN_OUT} inputs per request for Titan embeddings; this one has {len(texts)}.",
+                    param="input",
+                )
+            # Titan embeds one text per call: one InvokeModel per input, merged by the router.
+            return [self._embeddings_request({**body, "input": text}) for text in texts]
+        return [self.request(body)]
 
     def _embeddings_request(self, body: Mapping[str, Any]) -> UpstreamRequest:
         family = emb.embedding_family(self.model)

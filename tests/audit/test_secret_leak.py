@@ -51,7 +51,9 @@ def test_no_secret_reaches_the_audit_file(leaky_proxy, emulators, capsys, monkey
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     for alias in ("gpt_large", "claude_large", "gemini_large"):  # provider errors quoting the prompt
         with pytest.raises(openai.APIStatusError):
-            client.chat.completions.create(model=alias, messages=[{"role": "user", "content": f"EMULATE:error=400 {echoed}"}])
+            client.chat.completions.create(
+                model=alias, messages=[{"role": "user", "content": f"EMULATE:error=400 {echoed}"}]
+            )
     with pytest.raises(openai.NotFoundError):  # blocked: the app's request itself is logged
         client.chat.completions.create(model="mystery", messages=[{"role": "user", "content": echoed}])
     with proxy.http_client() as http:  # a body that is not JSON, echoing secrets
