@@ -9,6 +9,7 @@ if _root not in sys.path:
     sys.path.insert(0, _root)
 
 from addon.audit.log import AuditLog  # noqa: E402
+from addon.contentview import EventStreamViewer  # noqa: E402
 from addon.router import ByokRouter  # noqa: E402
 
-addons = [ByokRouter(), AuditLog()]
+addons = [ByokRouter(), AuditLog(), EventStreamViewer()]

@@ -125,6 +125,7 @@ def start_proxy(
 ) -> Proxy:
     """Starts mitmdump with byok-proxy; `platform_port` is the platform's port (the reverse-mode target)."""
     port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     confdir = workdir / "conf"
     audit = workdir / "audit.har"
     log_path = workdir / "mitmdump.log"

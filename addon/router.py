@@ -349,10 +349,23 @@ class ByokRouter:
         flow.response.headers["content-type"] = "text/event-stream; charset=utf-8"
         flow.response.headers["cache-control"] = "no-cache"
 
+        failed = False
+
         def translate(data: bytes) -> Iterable[bytes]:
-            # An empty chunk mid-stream would end a chunked HTTP/1.1 body early: send nothing instead.
-            out = translator.stream_chunk(data) if data else translator.stream_end()
+            nonlocal failed
+            if failed:
+                return []
+            try:
+                out = translator.stream_chunk(data) if data else translator.stream_end()
+            except Exception:
+                # The app must see the stream fail, not a silently truncated answer.
+                logger.exception("byok-proxy failed to translate a provider stream")
+                failed = True
+                out = oa.sse_event(ByokError(
+                    502, "byok-proxy could not translate the provider's stream.", type="api_error"
+                ).body())
             accumulator.feed(out)
+            # An empty chunk mid-stream would end a chunked HTTP/1.1 body early: send nothing instead.
             return [out] if out else []
 
         flow.response.stream = translate

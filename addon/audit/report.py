@@ -87,6 +87,10 @@ def _host(url: str) -> tuple[str, int | None]:
     return (parts.hostname or "").lower(), port
 
 
+def _netloc(url: str) -> str:
+    return urlsplit(url).netloc.lower()
+
+
 def _matches(host: str, port: int | None, hosts: set[str]) -> bool:
     return host in hosts or f"{host}:{port}" in hosts
 
@@ -138,7 +142,8 @@ class Report:
             self.last = max(self.last or started, started)
         url = entry.get("request", {}).get("url", "")
         if byok.get("platform_url"):
-            self.platform_hosts.add(_host(byok["platform_url"])[0])
+            # host:port, so that a customer endpoint on the same host but another port is no platform host.
+            self.platform_hosts.add("{}:{}".format(*_host(byok["platform_url"])))
         leaked = self._check_leak(entry, byok, decision, kind, url)
         if kind == "blocked":
             self.blocked_reasons[decision.removeprefix("blocked: ")[:100]] += 1
@@ -151,7 +156,7 @@ class Report:
             account = byok.get("account") or {}
             identity = ", ".join(f"{k}={v}" for k, v in account.items() if k not in ("type", "credential", "endpoint"))
             self.accounts[(byok["provider"], str(account.get("type", byok.get("provider_type", ""))), identity,
-                           _host(account.get("endpoint") or "")[0], str(account.get("credential", "")))] += 1
+                           _netloc(account.get("endpoint") or ""), str(account.get("credential", "")))] += 1
             self.by_provider[byok["provider"]].add(byok, entry)
             if started:
                 try:
@@ -186,8 +191,8 @@ class Report:
                 reason = "served as BYOK but the request went to a platform host"
             elif not endpoint:
                 reason = "served as BYOK but no customer endpoint is recorded"
-            elif _host(endpoint)[0] != host:
-                reason = f"served as BYOK but sent to {host}, not the customer endpoint {_host(endpoint)[0]}"
+            elif _host(endpoint) != (host, port):
+                reason = f"served as BYOK but sent to {host}:{port}, not the customer endpoint {_netloc(endpoint)}"
         elif kind != "passthrough" and upstream.get("connected"):
             reason = f"{kind} request opened a connection to {upstream.get('address') or host}"
         if reason is None:
