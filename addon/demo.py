@@ -11,6 +11,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import openai
 import yaml
@@ -39,38 +40,42 @@ def main() -> int:
     try:
         client = proxy.openai(f"https://{PLATFORM_HOST}/v1")
         models = yaml.safe_load(Path(args.rules).read_text())["models"]
-        rows = []
-        for alias, route in models.items():
-            rows.append(_call(client, alias, route, emulators))
-        rows.append(_call(client, "unknown_alias", {"provider": "-", "model": "-"}, emulators))
-        width = max(len(r[0]) for r in rows)
-        print(f"{'alias':<{width}}  {'served by':<58}  result")
-        for alias, served_by, result in rows:
-            print(f"{alias:<{width}}  {served_by:<58}  {result}")
+        results = {alias: _call(client, alias) for alias in [*models, "unknown_alias"]}
     finally:
         proxy.stop()
         emulators.stop()
     entries = json.loads(proxy.audit.read_text())["log"]["entries"]
-    print(f"\nplatform host {PLATFORM_HOST} contacted: never (BYOK on; connections to it are blocked)")
-    print(f"audit file: {proxy.audit.resolve()} ({len(entries)} entries; open it with `mitmweb -r` or a HAR viewer)")
+    sent_to = {e["_byok"]["alias"]: e for e in entries}
+    width = max(len(a) for a in results)
+    print(f"{'alias':<{width}}  {'left through (customer account, from the audit log)':<70}  result")
+    for alias, result in results.items():
+        entry = sent_to.get(alias)
+        if entry is None:
+            where = "-"
+        elif entry["_byok"]["decision"] == "byok":
+            url = urlsplit(entry["request"]["url"])
+            where = f"{entry['_byok']['provider']}: {entry['request']['method']} {url.netloc}{url.path}"
+        else:
+            where = entry["_byok"]["decision"][:70]
+        print(f"{alias:<{width}}  {where[:70]:<70}  {result}")
+    platform_hits = [e for e in entries if urlsplit(e["request"]["url"]).hostname == PLATFORM_HOST
+                     and not e["_byok"]["decision"].startswith("blocked")]
+    print(f"\nrequests that reached the platform host {PLATFORM_HOST}: {len(platform_hits)}")
+    print(f"audit file: {proxy.audit.resolve()} ({len(entries)} entries; `mitmweb -r` or any HAR viewer opens it)")
     return 0
 
 
-def _call(client: openai.OpenAI, alias: str, route: dict, emulators) -> tuple[str, str, str]:
-    served_by = f"{route['provider']}/{route['model']}"
+def _call(client: openai.OpenAI, alias: str) -> str:
     try:
         if alias.startswith("embed"):
             result = client.embeddings.create(model=alias, input=["bring your own key", "audit everything"])
-            summary = f"{len(result.data)} embeddings x {len(result.data[0].embedding)} dims"
-        else:
-            completion = client.chat.completions.create(
-                model=alias, messages=[{"role": "user", "content": f"Hello from the demo app to {alias}"}],
-                max_tokens=100,
-            )
-            summary = f"{completion.choices[0].message.content!r} ({completion.usage.total_tokens} tokens)"
+            return f"{len(result.data)} embeddings x {len(result.data[0].embedding)} dims"
+        completion = client.chat.completions.create(
+            model=alias, messages=[{"role": "user", "content": f"Hello from the demo app to {alias}"}], max_tokens=100,
+        )
+        return f"{completion.choices[0].message.content!r} ({completion.usage.total_tokens} tokens)"
     except openai.APIStatusError as e:
-        summary = f"HTTP {e.status_code}: {e.message}"
-    return alias, served_by, summary
+        return f"HTTP {e.status_code}: {e.message}"
 
 
 if __name__ == "__main__":

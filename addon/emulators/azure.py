@@ -525,6 +525,8 @@ class AzureEmulator(Emulator):
         if status == 400:
             return _invalid(InvalidRequest("Invalid request (scripted by EMULATE:error=400).", None,
                                            "invalid_request"))
+        if status == 401:
+            return _error(401, "401", MSG_401)
         if status == 403:
             return _error(403, "403", "Public access is disabled. Please configure private endpoint.", headers)
         if status == 404:

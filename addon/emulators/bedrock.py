@@ -326,8 +326,11 @@ class BedrockEmulator(Emulator):
         self._validate(body)
         plan = c.plan_reply(self._turn(body))
         if plan.kind == "error":
-            code, msg = ERRORS[plan.error_status or 500]
-            return error(plan.error_status or 500, code, msg, rid)
+            status = plan.error_status or 500
+            if status == 401:  # Bedrock has no 401: an unknown credential is a 403
+                return error(403, "UnrecognizedClientException", sigv4.MSG_BAD_TOKEN, rid)
+            code, msg = ERRORS[status]
+            return error(status, code, msg, rid)
         stop, blocks = self._outcome(plan, body)
         usage = {"inputTokens": plan.prompt_tokens, "outputTokens": plan.completion_tokens,
                  "totalTokens": plan.prompt_tokens + plan.completion_tokens,
@@ -515,8 +518,11 @@ class BedrockEmulator(Emulator):
         )
         plan = c.plan_reply(turn)
         if plan.kind == "error":
-            code, msg = ERRORS[plan.error_status or 500]
-            return error(plan.error_status or 500, code, msg, rid)
+            status = plan.error_status or 500
+            if status == 401:  # Bedrock has no 401: an unknown credential is a 403
+                return error(403, "UnrecognizedClientException", sigv4.MSG_BAD_TOKEN, rid)
+            code, msg = ERRORS[status]
+            return error(status, code, msg, rid)
         content: list[dict[str, Any]]
         if plan.kind == "tool_calls":
             content = [{"type": "tool_use", "id": "toolu_bdrk_" + c.rand_id(24), "name": n, "input": a}

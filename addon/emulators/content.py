@@ -13,7 +13,9 @@ emulator behaves accordingly (a directive in an earlier turn is ignored, so a to
 ``EMULATE:max_tokens``           answer truncated to 3 words, with the provider's length stop reason
 ``EMULATE:content_filter``       the provider's output-filtered outcome
 ``EMULATE:prompt_blocked``       the provider's prompt-blocked outcome
-``EMULATE:error=<status>``       that HTTP error (400/403/404/429/500/503) in the provider's error format
+``EMULATE:error=<status>``       that HTTP error (400/401/403/404/429/500/503) in the provider's error format;
+                                 401 is the provider's own rejected-credential answer (Bedrock: 403
+                                 ``UnrecognizedClientException``; AI Studio: 400 ``API_KEY_INVALID``)
 ``EMULATE:stream_exception``     streams fail after two deltas (Bedrock: ``modelStreamErrorException``
                                  frame; ``EMULATE:stream_exception=throttling`` gives
                                  ``throttlingException``; Azure/Gemini: an SSE error event, then EOF)
@@ -40,7 +42,7 @@ from typing import Any, Literal
 
 DIRECTIVE_PREFIX = "EMULATE:"
 TOOL_ARGS: list[dict[str, str]] = [{"city": "Paris"}, {"city": "Tokyo"}]
-ERROR_STATUSES = (400, 403, 404, 429, 500, 503)
+ERROR_STATUSES = (400, 401, 403, 404, 429, 500, 503)
 SLOW_DELAY = 0.3
 
 Kind = Literal["text", "tool_calls", "max_tokens", "content_filter", "prompt_blocked", "error"]

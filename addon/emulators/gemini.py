@@ -313,7 +313,26 @@ SAFETY_BLOCKED = [
 ]
 
 
+def key_invalid() -> Response:
+    """AI Studio's answer to an API key it does not accept: a 400, not a 401."""
+    return google_error(400, "INVALID_ARGUMENT", MSG_KEY_INVALID, [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+         "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": MSG_KEY_INVALID}])
+
+
+def bad_credentials(method: str) -> Response:
+    """Vertex AI's answer to an access token it does not accept."""
+    return google_error(401, "UNAUTHENTICATED", MSG_BAD_CREDENTIALS, [{
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+        "domain": "googleapis.com", "metadata": {"service": "aiplatform.googleapis.com", "method": method}}])
+
+
 def scripted_error(status: int, vertex: bool) -> Response:
+    if status == 401:
+        if vertex:
+            return bad_credentials("google.cloud.aiplatform.v1.PredictionService.GenerateContent")
+        return key_invalid()
     if status == 429:
         msg = ("Resource exhausted. Please try again later. Please refer to "
                "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details." if vertex else
@@ -475,11 +494,7 @@ class GeminiEmulator(GeminiCore, Emulator):
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CONSUMER_INVALID",
                 "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}])
         if key != fakes.GEMINI_API_KEY:
-            return google_error(400, "INVALID_ARGUMENT", MSG_KEY_INVALID, [
-                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                 "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
-                {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
-                 "message": MSG_KEY_INVALID}])
+            return key_invalid()
         if req.method != "POST":
             return google_error(404, "NOT_FOUND", f"The requested URL {req.path} was not found on this server.")
         supported = {"generateContent", "streamGenerateContent"} if model in CHAT_MODELS else (
@@ -565,11 +580,8 @@ class VertexEmulator(GeminiCore, Emulator):
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CREDENTIALS_MISSING",
                 "domain": "googleapis.com", "metadata": {"service": "aiplatform.googleapis.com"}}])
         if not auth.startswith("Bearer ") or not self.issuer.check(auth[7:].strip()):
-            return google_error(401, "UNAUTHENTICATED", MSG_BAD_CREDENTIALS, [{
-                "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
-                "domain": "googleapis.com", "metadata": {"service": "aiplatform.googleapis.com",
-                                                         "method": f"google.cloud.aiplatform.{version}."
-                                                         f"PredictionService.{method[:1].upper()}{method[1:]}"}}])
+            return bad_credentials(f"google.cloud.aiplatform.{version}.PredictionService."
+                                   f"{method[:1].upper()}{method[1:]}")
         resource = f"projects/{project}/locations/{location}/publishers/google/models/{model}"
         if project != fakes.VERTEX_PROJECT:
             return google_error(403, "PERMISSION_DENIED", f"Permission 'aiplatform.endpoints.predict' denied on "
