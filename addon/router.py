@@ -18,6 +18,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy import server_hooks
 
 from addon import openai_format as oa
+from addon.audit import redact
 from addon.errors import ByokError, InvalidRequest
 from addon.exchange import ByokExchangeHook, Exchange
 from addon.providers.base import ClientResponse, Translator, UpstreamRequest
@@ -65,6 +66,16 @@ def parse_json_body(request: http.Request) -> dict[str, Any]:
 
 def _first_header(headers: Any, translator: Translator) -> str | None:
     return next((v for name in translator.request_id_headers if (v := headers.get(name))), None)
+
+
+def hide_credentials(request: http.Request) -> None:
+    """Redacts credentials on a request the proxy is done sending, so mitmweb, flow files and
+    exports never show them (SigV4 keeps its key id and scope)."""
+    for name in list(request.headers):
+        value = request.headers[name]
+        if (redacted := redact.redact_header(name, value)) != value:
+            request.headers[name] = redacted
+    request.url = redact.redact_url(request.url)
 
 
 def supports_streaming(translator: Translator) -> bool:
@@ -179,6 +190,7 @@ class ByokRouter:
     def _block(self, exchange: Exchange, error: ByokError) -> None:
         flow = exchange.flow
         exchange.decision = f"blocked: {error.message}"
+        hide_credentials(flow.request)
         flow.response = error.to_response()
         flow.marked = BLOCKED_MARKER
         flow.comment = f"blocked ({error.status}): {error.message}"
@@ -295,6 +307,7 @@ class ByokRouter:
         ]
         first = authorized[0]
         self._rewrite(flow, first.method, first.url, first.headers, first.body)
+        hide_credentials(flow.request)
         exchange.upstream_response = http.Response.make(
             responses[0].status_code, responses[0].content,
             # httpx has already decoded the body
@@ -339,6 +352,9 @@ class ByokRouter:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         exchange = self.exchanges.get(flow.id)
+        if exchange is not None and exchange.decision == "byok":
+            # The provider has the whole request by now; from here on nobody needs the credential.
+            hide_credentials(flow.request)
         if exchange is None or not exchange.streaming or flow.response is None or exchange.translator is None:
             return
         if flow.response.status_code >= 400 or exchange.decision != "byok":
@@ -384,6 +400,8 @@ class ByokRouter:
         exchange = self.exchanges.pop(flow.id, None)
         if exchange is None:
             return
+        if exchange.decision == "byok":
+            hide_credentials(flow.request)
         exchange.finished = time.time()
         self._emit(exchange)
 

@@ -29,7 +29,10 @@ def proxy(request, tmp_path_factory, emulators, trap) -> Iterator[Proxy]:
     """mitmdump on the demo rules, in forward-proxy and in reverse mode."""
     workdir = tmp_path_factory.mktemp(f"proxy-{request.param}")
     env = provider_env(emulators, f"127.0.0.1:{trap.port}")
-    proxy = start_proxy(workdir, REPO / "rules" / "demo.yaml", env, trap.port, mode=request.param)
+    proxy = start_proxy(
+        workdir, REPO / "rules" / "demo.yaml", env, trap.port, mode=request.param,
+        extra=("--set", f"save_stream_file={workdir / 'flows.mitm'}"),
+    )
     yield proxy
     proxy.stop()
     assert trap.connections == [], "a connection reached the platform address while BYOK was on"

@@ -192,7 +192,7 @@ def test_tool_round_trip(proxy, emulators, alias, stream):
         calls = [{"id": c.id, "arguments": c.function.arguments} for c in message.tool_calls]
     for call in calls:
         city = json.loads(call["arguments"])["city"]
-        messages.append({"role": "tool", "tool_call_id": call["id"], "content": json.dumps({"report": f"sunny in {city}"})})
+        messages.append({"role": "tool", "tool_call_id": call["id"], "content": f"sunny in {city}"})
 
     final = client.chat.completions.create(model=alias, messages=messages, tools=[WEATHER_TOOL])
     assert final.choices[0].finish_reason == "stop"
@@ -253,7 +253,8 @@ ANSWER_SCHEMA = {
 
 
 @pytest.mark.parametrize("alias", ALIASES)
-@pytest.mark.parametrize("response_format", [{"type": "json_object"}, ANSWER_SCHEMA], ids=["json_object", "json_schema"])
+@pytest.mark.parametrize("response_format", [{"type": "json_object"}, ANSWER_SCHEMA],
+                         ids=["json_object", "json_schema"])
 def test_json_mode_answers_parse_as_json(proxy, alias, response_format):
     completion = proxy.openai().chat.completions.create(
         model=alias, messages=user("reply in json please"), response_format=response_format

@@ -233,3 +233,19 @@ def test_bad_rules_file_stops_the_proxy_with_one_clear_message(tmp_path):
     output = result.stdout + result.stderr
     assert "bad.yaml: providers.bedrock.type: unknown provider type 'bedrok'" in output
     assert "Traceback" not in output
+
+
+def test_saved_flows_hold_no_credentials(proxy, emulators):
+    client = proxy.openai()
+    for alias in CHAT_ALIASES:
+        client.chat.completions.create(model=alias, messages=[{"role": "user", "content": "save me"}])
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    saved = (proxy.log_path.parent / "flows.mitm").read_bytes()
+    assert b"save me" in saved  # the flows are there ...
+    vertex_tokens = {r["headers"]["authorization"].split()[1] for r in emulators.recorded("vertex")
+                     if r["headers"].get("authorization", "").startswith("Bearer ")}
+    assert vertex_tokens
+    for secret in (*SECRETS, *vertex_tokens):
+        assert secret.encode() not in saved  # ... their credentials are not
+    assert fakes.AWS_ACCESS_KEY_ID.encode() in saved  # SigV4 keeps the key id: it names the account

@@ -402,6 +402,7 @@ class AzureEmulator(Emulator):
             tool_names=names,
             max_tokens=limit,
             json_mode=rf.get("type") in ("json_object", "json_schema"),
+            forced_tool=choice == "required" or isinstance(choice, dict),
         )
 
     def _chat(

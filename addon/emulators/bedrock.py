@@ -320,6 +320,7 @@ class BedrockEmulator(Emulator):
             tool_results=[_tool_result_text(r) for r in results] if results else None,
             tool_names=tools,
             max_tokens=(body.get("inferenceConfig") or {}).get("maxTokens"),
+            forced_tool="any" in choice or "tool" in choice,
         )
 
     def _converse(self, body: dict[str, Any], stream: bool, rid: str, started: float) -> Response | StreamResponse:
@@ -347,7 +348,9 @@ class BedrockEmulator(Emulator):
     @staticmethod
     def _outcome(plan: c.Plan, body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         if plan.kind == "tool_calls":
-            blocks: list[dict[str, Any]] = [{"text": f"I'll call {plan.tool_calls[0][0]} for that."}]
+            # A forced tool choice prefills the turn, so Claude writes no text before the call.
+            blocks: list[dict[str, Any]] = [] if plan.forced_tool else [
+                {"text": f"I'll call {plan.tool_calls[0][0]} for that."}]
             blocks += [{"toolUse": {"toolUseId": "tooluse_" + c.rand_id(22), "name": n, "input": a}}
                        for n, a in plan.tool_calls]
             return "tool_use", blocks

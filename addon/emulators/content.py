@@ -23,6 +23,11 @@ emulator behaves accordingly (a directive in an earlier turn is ignored, so a to
 ``EMULATE:split_frames``         (Bedrock streams) every event-stream frame is written in two halves
 ``EMULATE:json``                 the answer is the JSON object text ``{"answer": "<echo>"}``
 
+A forced tool choice (Azure ``required`` or a named function, Bedrock ``any``/``tool``, Gemini ``ANY``) always
+yields a call, as the real models do: without a tool directive the first allowed tool is called with
+``{"answer": "<the reply text>"}`` (which is also how JSON mode via a forced tool gets its JSON), and no text
+comes before it.
+
 A request's own output limit (max_tokens, maxTokens, maxOutputTokens) also truncates the answer to that
 many words with the length stop reason.
 """
@@ -59,6 +64,7 @@ class Turn:
     tool_names: list[str] = field(default_factory=list)  # declared (and callable) tools, in order
     max_tokens: int | None = None
     json_mode: bool = False
+    forced_tool: bool = False  # the request's tool choice obliges the model to call a tool
 
 
 @dataclass
@@ -70,6 +76,7 @@ class Plan:
     stream_exception: str | None = None  # None, "model" or "throttling"
     slow: bool = False
     split_frames: bool = False
+    forced_tool: bool = False
     prompt_tokens: int = 1
     completion_tokens: int = 1
 
@@ -140,6 +147,11 @@ def plan_reply(turn: Turn) -> Plan:
         plan.slow = True
     elif name == "split_frames":
         plan.split_frames = True
+    if turn.forced_tool and turn.tool_names:
+        plan.forced_tool = True
+        if plan.kind == "text":
+            plan.kind = "tool_calls"
+            plan.tool_calls = [(turn.tool_names[0], {"answer": plan.text})]
     if plan.kind == "text" and turn.max_tokens is not None and count_tokens(plan.text) > turn.max_tokens:
         plan.kind = "max_tokens"
         plan.text = truncate_words(plan.text, turn.max_tokens)

@@ -302,6 +302,7 @@ def _turn(req: dict[str, Any]) -> c.Turn:
         tool_names=names,
         max_tokens=gc.get("maxOutputTokens"),
         json_mode=gc.get("responseMimeType") == "application/json",
+        forced_tool=fcc.get("mode") == "ANY",
     )
 
 
