@@ -32,6 +32,7 @@ OPERATIONS = {"/chat/completions": "chat", "/embeddings": "embeddings"}
 # sent (its platform credential, cookies, tracing, SDK telemetry) stays behind.
 FORWARDED_HEADERS = ("user-agent", "accept-language")
 BLOCKED_MARKER = ":no_entry:"
+SERVED_REGION_HEADER = "x-ms-region"  # Azure names the region that served the request
 
 
 def operation_for(path: str) -> str | None:
@@ -66,6 +67,13 @@ def parse_json_body(request: http.Request) -> dict[str, Any]:
 
 def _first_header(headers: Any, translator: Translator) -> str | None:
     return next((v for name in translator.request_id_headers if (v := headers.get(name))), None)
+
+
+def flow_comment(exchange: Exchange, served_region: str | None = None) -> str:
+    """What mitmweb shows at a glance, e.g. `gpt_large → azure/gpt-4o (contoso, East US)`."""
+    assert exchange.connection is not None
+    where = ", ".join(filter(None, (exchange.connection.describe(), served_region)))
+    return f"{exchange.alias} → {exchange.connection.name}/{exchange.model}" + (f" ({where})" if where else "")
 
 
 def hide_credentials(request: http.Request) -> None:
@@ -271,8 +279,7 @@ class ByokRouter:
             self._rewrite(flow, upstream.method, upstream.url, upstream.headers, upstream.body)
             exchange.upstream_sent = time.time()
         self.exchanges[flow.id] = exchange
-        identity = connection.describe()
-        flow.comment = f"{alias} → {connection.name}/{route.model}" + (f" ({identity})" if identity else "")
+        flow.comment = flow_comment(exchange)
         flow.metadata["byok"] = exchange.summary()
 
     async def _fan_out(self, flow: http.HTTPFlow, exchange: Exchange, upstreams: list[UpstreamRequest]) -> None:
@@ -434,6 +441,7 @@ class ByokRouter:
             translated_status, json.dumps(translated_body, separators=(",", ":")).encode(), headers
         )
         flow.response.timestamp_start = upstream.timestamp_start
+        flow.comment = flow_comment(exchange, upstream.headers.get(SERVED_REGION_HEADER))
         if translated_status >= 400:
             flow.comment = f"{flow.comment} — provider answered {upstream.status_code}"
 

@@ -10,6 +10,7 @@ import subprocess
 
 import openai
 import pytest
+from mitmproxy import io
 
 from addon.emulators import fakes
 from addon.harness import MITMDUMP, PLATFORM_KEY, REPO
@@ -249,3 +250,16 @@ def test_saved_flows_hold_no_credentials(proxy, emulators):
     for secret in (*SECRETS, *vertex_tokens):
         assert secret.encode() not in saved  # ... their credentials are not
     assert fakes.AWS_ACCESS_KEY_ID.encode() in saved  # SigV4 keeps the key id: it names the account
+
+
+def test_flows_carry_a_comment_and_blocked_ones_a_mark(proxy):
+    client = proxy.openai()
+    client.chat.completions.create(model="gpt_large", messages=[{"role": "user", "content": "comment me"}])
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    with open(proxy.log_path.parent / "flows.mitm", "rb") as f:
+        flows = list(io.FlowReader(f).stream())
+    comments = [f.comment for f in flows]
+    assert "gpt_large → azure/gpt-4o (127.0.0.1, East US)" in comments
+    blocked = [f for f in flows if f.comment.startswith("blocked (404)")]
+    assert blocked and all(f.marked for f in blocked)

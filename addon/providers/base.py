@@ -164,4 +164,4 @@ class Connection(ABC):
 
     def describe(self) -> str:
         """A short label such as `contoso, eastus` for mitmweb comments."""
-        return ", ".join(v for k, v in self.identity().items() if k not in ("credential", "type"))
+        return ", ".join(v for k, v in self.identity().items() if k not in ("credential", "type", "endpoint") and v)
