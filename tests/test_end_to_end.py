@@ -188,7 +188,8 @@ def test_vertex_token_is_minted_once_and_reused(proxy, emulators):
 
 
 def test_audit_file_records_customer_egress_and_loads_in_mitmproxy(proxy):
-    proxy.openai().chat.completions.create(model="gpt_large", messages=[{"role": "user", "content": "audit me"}])
+    for alias in ("claude_large", "gemini_large", "gemini_vertex", "gpt_large"):
+        proxy.openai().chat.completions.create(model=alias, messages=[{"role": "user", "content": "audit me"}])
     with pytest.raises(openai.NotFoundError):
         proxy.openai().chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     text = proxy.audit.read_text()
@@ -204,6 +205,9 @@ def test_audit_file_records_customer_egress_and_loads_in_mitmproxy(proxy):
     assert entry["_byok"]["provider"] == "azure" and entry["_byok"]["model"] == "gpt-4o"
     assert entry["_byok"]["account"]["credential"].startswith("sha256:")
     assert entry["_byok"]["provider_request_id"]
+    by_alias = {e["_byok"]["alias"]: e for e in entries if e["_byok"]["decision"] == "byok"}
+    for alias in ("claude_large", "gemini_large", "gemini_vertex"):
+        assert by_alias[alias]["_byok"]["provider_request_id"], alias
     assert entry["response"]["status"] == 200
     headers = {h["name"].lower(): h["value"] for h in entry["request"]["headers"]}
     assert headers["api-key"] == "[REDACTED]"

@@ -133,6 +133,8 @@ def build_entry(
                 if value := response.headers.get(name):
                     summary["provider_request_id"] = value
                     break
+        if "provider_request_id" not in summary and exchange.translator.response_id:
+            summary["provider_request_id"] = exchange.translator.response_id  # Gemini: the body's responseId
     if exchange.flow.response is not None:
         summary["client_status"] = exchange.flow.response.status_code
     if exchange.flow.error is not None:
