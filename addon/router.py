@@ -209,6 +209,7 @@ class ByokRouter:
         assert rules is not None
         if (operation := operation_for(flow.request.path)) is None:
             if flow.request.method == "GET" and flow.request.path.split("?")[0].rstrip("/").endswith("/models"):
+                hide_credentials(flow.request)
                 flow.response = self._model_list()
                 exchange.decision = "byok: model list served by the proxy"
                 self.exchanges[flow.id] = exchange
@@ -359,8 +360,8 @@ class ByokRouter:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         exchange = self.exchanges.get(flow.id)
-        if exchange is not None and exchange.decision == "byok":
-            # The provider has the whole request by now; from here on nobody needs the credential.
+        if exchange is not None:
+            # The upstream has the whole request by now; from here on nobody needs the credential.
             hide_credentials(flow.request)
         if exchange is None or not exchange.streaming or flow.response is None or exchange.translator is None:
             return
@@ -407,8 +408,7 @@ class ByokRouter:
         exchange = self.exchanges.pop(flow.id, None)
         if exchange is None:
             return
-        if exchange.decision == "byok":
-            hide_credentials(flow.request)
+        hide_credentials(flow.request)
         exchange.finished = time.time()
         self._emit(exchange)
 

@@ -120,6 +120,17 @@ def test_stream_options_on_azure_2024_10_21_is_a_clear_400(proxy, emulators):
     assert nothing_sent(emulators)
 
 
+def test_bedrock_event_stream_frames_split_across_reads(proxy):
+    stream = proxy.openai().chat.completions.create(
+        model="claude_large", messages=user("EMULATE:split_frames halves please"), stream=True,
+        stream_options={"include_usage": True},
+    )
+    answer = collect(stream)
+    assert answer["content"] == "Echo: EMULATE:split_frames halves please"
+    assert answer["finish_reason"] == "stop"
+    assert answer["chunks"][-1].usage is not None
+
+
 @pytest.mark.parametrize("alias", ONE_PER_PROVIDER)
 def test_stream_reaches_the_app_while_the_provider_is_still_sending(proxy, alias):
     # Each emulator delays its stream events by 0.3 s; Gemini packs three words per event.
@@ -165,6 +176,34 @@ def test_tool_calls(proxy, alias, stream, directive, cities):
     assert [json.loads(arguments) for _, _, arguments in calls] == [{"city": city} for city in cities]
     ids = [call_id for call_id, _, _ in calls]
     assert all(ids) and len(set(ids)) == len(ids), f"tool-call ids must be present and distinct: {ids}"
+
+
+TIME_TOOL = {"type": "function", "function": {"name": "get_time", "description": "The time in a city.",
+                                               "parameters": WEATHER_TOOL["function"]["parameters"]}}
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_named_tool_choice_calls_that_tool(proxy, alias):
+    completion = proxy.openai().chat.completions.create(
+        model=alias, messages=user("EMULATE:tool_call weather please"), tools=[TIME_TOOL, WEATHER_TOOL],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_tool_choice_none_answers_in_text(proxy, alias):
+    completion = proxy.openai().chat.completions.create(
+        model=alias, messages=user("EMULATE:tool_call weather please"), tools=[WEATHER_TOOL], tool_choice="none",
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop"
+    assert not choice.message.tool_calls
+    assert choice.message.content == "Echo: EMULATE:tool_call weather please"
 
 
 @pytest.mark.parametrize("alias", ALIASES)
@@ -253,16 +292,22 @@ ANSWER_SCHEMA = {
 
 
 @pytest.mark.parametrize("alias", ALIASES)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("response_format", [{"type": "json_object"}, ANSWER_SCHEMA],
                          ids=["json_object", "json_schema"])
-def test_json_mode_answers_parse_as_json(proxy, alias, response_format):
-    completion = proxy.openai().chat.completions.create(
-        model=alias, messages=user("reply in json please"), response_format=response_format
+def test_json_mode_answers_parse_as_json(proxy, alias, stream, response_format):
+    response = proxy.openai().chat.completions.create(
+        model=alias, messages=user("reply in json please"), response_format=response_format, stream=stream
     )
-    choice = completion.choices[0]
-    assert choice.finish_reason == "stop"
-    assert not choice.message.tool_calls
-    assert json.loads(choice.message.content) == {"answer": "Echo: reply in json please"}
+    if stream:
+        answer = collect(response)
+        content, finish, calls = answer["content"], answer["finish_reason"], answer["tool_calls"]
+    else:
+        choice = response.choices[0]
+        content, finish, calls = choice.message.content, choice.finish_reason, choice.message.tool_calls
+    assert finish == "stop"
+    assert not calls
+    assert json.loads(content) == {"answer": "Echo: reply in json please"}
 
 
 # --- finish reasons -----------------------------------------------------------------------------------
@@ -373,6 +418,11 @@ def test_provider_errors_keep_status_and_openai_shape(proxy, alias, status, stre
     ("claude_large", "stream_exception=throttling", "throttlingException"),
     ("gemini_large", "stream_exception", "INTERNAL"),
     ("gemini_vertex", "stream_exception", "INTERNAL"),
+    # The provider's body just ends mid-answer: the app must see an error, not a short answer.
+    ("gpt_large", "stream_exception=cut", "stream_truncated"),
+    ("claude_large", "stream_exception=cut", "stream_truncated"),
+    ("gemini_large", "stream_exception=cut", "stream_truncated"),
+    ("gemini_vertex", "stream_exception=cut", "stream_truncated"),
 ])
 def test_in_stream_exception_raises_in_the_sdk(proxy, alias, directive, code):
     stream = proxy.openai().chat.completions.create(

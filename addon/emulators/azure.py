@@ -489,6 +489,8 @@ class AzureEmulator(Emulator):
                     yield chunk([delta_choice({"tool_calls": [{"function": {"arguments": frag}, "index": idx}]})])
         elif plan.kind != "content_filter":
             for piece in c.pieces(plan.text):
+                if plan.stream_exception == "cut" and sent == 2:
+                    return
                 if plan.stream_exception and sent == 2:
                     err = {"error": {"code": "500", "message": "The server had an error while processing your "
                                      "request. Sorry about that!"}}

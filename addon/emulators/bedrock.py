@@ -377,6 +377,8 @@ class BedrockEmulator(Emulator):
                                                                "delta": {"toolUse": {"input": frag}}}))
             else:
                 for piece in c.pieces(block["text"]):
+                    if plan.stream_exception == "cut" and sent == 2:
+                        return
                     if plan.stream_exception and sent == 2:
                         if plan.stream_exception == "throttling":
                             yield frame(es.exception("throttlingException", {

@@ -18,7 +18,8 @@ emulator behaves accordingly (a directive in an earlier turn is ignored, so a to
                                  ``UnrecognizedClientException``; AI Studio: 400 ``API_KEY_INVALID``)
 ``EMULATE:stream_exception``     streams fail after two deltas (Bedrock: ``modelStreamErrorException``
                                  frame; ``EMULATE:stream_exception=throttling`` gives
-                                 ``throttlingException``; Azure/Gemini: an SSE error event, then EOF)
+                                 ``throttlingException``; Azure/Gemini: an SSE error event, then EOF;
+                                 ``EMULATE:stream_exception=cut``: the body just ends there, no error, no finish)
 ``EMULATE:slow_stream``          stream deltas 0.3 s apart
 ``EMULATE:split_frames``         (Bedrock streams) every event-stream frame is written in two halves
 ``EMULATE:json``                 the answer is the JSON object text ``{"answer": "<echo>"}``
@@ -73,7 +74,7 @@ class Plan:
     text: str = ""
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (name, args)
     error_status: int | None = None
-    stream_exception: str | None = None  # None, "model" or "throttling"
+    stream_exception: str | None = None  # None, "model", "throttling" or "cut"
     slow: bool = False
     split_frames: bool = False
     forced_tool: bool = False
@@ -142,7 +143,7 @@ def plan_reply(turn: Turn) -> Plan:
         status = int(arg) if arg and arg.isdigit() else 500
         plan.error_status = status if status in ERROR_STATUSES else 500
     elif name == "stream_exception":
-        plan.stream_exception = "throttling" if arg == "throttling" else "model"
+        plan.stream_exception = arg if arg in ("throttling", "cut") else "model"
     elif name == "slow_stream":
         plan.slow = True
     elif name == "split_frames":

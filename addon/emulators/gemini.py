@@ -405,6 +405,8 @@ class GeminiCore:
 
     def _sse(self, events: list[dict[str, Any]], plan: c.Plan) -> Iterator[Chunk]:
         for i, ev in enumerate(events):
+            if plan.stream_exception == "cut" and i == 2:
+                return
             if plan.stream_exception and i == 2:
                 err = {"error": {"code": 500, "status": "INTERNAL", "message": "An internal error has occurred. "
                                  "Please retry or report in https://developers.generativeai.google/guide/troubleshooting"}}

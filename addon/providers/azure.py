@@ -60,6 +60,8 @@ class AzureTranslator(Translator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sse = oa.SseParser()
+        self._stream_closed = False
+        """`[DONE]` or an error event went to the app: the stream ended in a way the app can see."""
 
     def _url(self, operation_path: str) -> str:
         endpoint = self.config.endpoint
@@ -116,12 +118,15 @@ class AzureTranslator(Translator):
         out = []
         for payload in self._sse.feed(data):
             if payload == "[DONE]":
+                self._stream_closed = True
                 out.append(oa.SSE_DONE)
                 continue
             try:
                 event = json.loads(payload)
             except ValueError:
                 continue
+            if isinstance(event, dict) and "error" in event:
+                self._stream_closed = True
             # Azure opens with a chunk holding only `prompt_filter_results` (empty choices, no usage);
             # OpenAI apps index choices[0] on every chunk but the usage one, so it stays behind.
             if isinstance(event, dict) and not event.get("choices") and not event.get("usage") and (
@@ -134,7 +139,15 @@ class AzureTranslator(Translator):
         return b"".join(out)
 
     def stream_end(self) -> bytes:
-        return self.stream_chunk(b"\n\n") if self._sse.rest().strip() else b""
+        out = self.stream_chunk(b"\n\n") if self._sse.rest().strip() else b""
+        if self._stream_closed:
+            return out
+        # A stream cut off before `[DONE]` must not look like a complete answer to the app.
+        self._stream_closed = True
+        return out + oa.sse_event(oa.error_body(
+            "The Azure OpenAI stream ended before it was complete (no [DONE]); the answer is truncated.",
+            "api_error", "stream_truncated",
+        ))
 
     def _error(self, status: int, headers: Mapping[str, str], payload: Any, raw: bytes) -> ClientResponse:
         error = payload.get("error") if isinstance(payload, dict) else None

@@ -592,7 +592,8 @@ class GenerateContentTranslator(Translator):
             return b"".join(out)
         if not self._finished:
             out.append(self._error_event(ByokError(
-                502, f"The {self.provider_label} stream ended before a finish reason.", type="api_error")))
+                502, f"The {self.provider_label} stream ended before a finish reason.", type="api_error",
+                code="stream_truncated")))
             return b"".join(out)
         if self._include_usage:
             out.append(oa.sse_event(oa.chat_chunk(self._completion_id, self._model, self._created, None,

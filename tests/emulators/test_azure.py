@@ -200,3 +200,13 @@ def test_stream_tool_calls_with_sdk(emus: Emulators) -> None:
                 args[tc.index] = args.get(tc.index, "") + (tc.function.arguments or "")
     assert {i: json.loads(a) for i, a in args.items()} == {0: {"city": "Paris"}, 1: {"city": "Tokyo"}}
     assert finish == "tool_calls" and usage is not None and usage.total_tokens > 0
+
+
+def test_scripted_401_and_forced_tool_choice(emus: Emulators, client: httpx.Client) -> None:
+    r = client.post(chat_url(emus), headers=KEY, json=hello("EMULATE:error=401"))
+    assert r.status_code == 401 and r.json()["error"]["code"] == "401"
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    r = client.post(chat_url(emus), headers=KEY, json=hello("plain", tools=[tool], tool_choice="required"))
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert json.loads(choice["message"]["tool_calls"][0]["function"]["arguments"]) == {"answer": "Echo: plain"}

@@ -211,3 +211,25 @@ def test_boto3_client_end_to_end(emus: Emulators, model: str) -> None:
     events = list(stream["stream"])
     text = "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e)
     assert text == "Echo: boto s" and "metadata" in events[-1]
+
+
+def test_forced_tool_choice_always_calls_without_preamble(emus: Emulators, client: httpx.Client) -> None:
+    spec = {"toolSpec": {"name": "json_response", "inputSchema": {"json": {"type": "object"}}}}
+    for choice in ({"tool": {"name": "json_response"}}, {"any": {}}):
+        tool_config = {"tools": [spec], "toolChoice": choice}
+        r = send(client, *signed(emus, SONNET, "converse", converse("answer me", toolConfig=tool_config)))
+        body = r.json()
+        assert body["stopReason"] == "tool_use"
+        assert [list(b) for b in body["output"]["message"]["content"]] == [["toolUse"]]
+        assert body["output"]["message"]["content"][0]["toolUse"]["input"] == {"answer": "Echo: answer me"}
+
+
+def test_scripted_401_is_bedrocks_unknown_credential_403(emus: Emulators, client: httpx.Client) -> None:
+    r = send(client, *signed(emus, SONNET, "converse", converse("EMULATE:error=401")))
+    assert r.status_code == 403 and error_type(r) == "UnrecognizedClientException"
+
+
+def test_stream_cut_ends_without_finish(emus: Emulators, client: httpx.Client) -> None:
+    r = send(client, *signed(emus, SONNET, "converse-stream", converse("EMULATE:stream_exception=cut a b c d")))
+    kinds = [h[":event-type"] for h, _ in decode(r.content)]
+    assert kinds == ["messageStart", "contentBlockDelta", "contentBlockDelta"]

@@ -210,3 +210,19 @@ def test_vertex_streams(emus: Emulators, client: httpx.Client, token: str) -> No
                     json=gen("EMULATE:stream_exception a b c d e f g h i"))
     last = json.loads(r.text.split("\r\n\r\n")[-2][len("data: "):])
     assert last["error"]["status"] == "INTERNAL"
+
+
+def test_scripted_401_is_each_apis_rejected_credential(emus: Emulators, client: httpx.Client, token: str) -> None:
+    r = client.post(url(emus), headers=KEY, json=gen("EMULATE:error=401"))
+    assert r.status_code == 400
+    assert r.json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+    r = client.post(vertex_url(emus), headers={"authorization": f"Bearer {token}"}, json=gen("EMULATE:error=401"))
+    assert r.status_code == 401 and r.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+def test_mode_any_always_calls_a_function(emus: Emulators, client: httpx.Client) -> None:
+    body = gen("plain", tools=[{"functionDeclarations": [{"name": "get_weather"}]}],
+               toolConfig={"functionCallingConfig": {"mode": "ANY"}})
+    r = client.post(url(emus), headers=KEY, json=body)
+    parts = r.json()["candidates"][0]["content"]["parts"]
+    assert parts[0]["functionCall"] == {"name": "get_weather", "args": {"answer": "Echo: plain"}}

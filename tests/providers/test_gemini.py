@@ -491,6 +491,7 @@ def test_stream_http_error_body_and_truncated_stream():
     first_event = fixture("stream_text.sse").split(b"\r\n\r\n")[1] + b"\r\n\r\n"
     events = run_stream(t, first_event, [])
     assert events[-1]["error"]["message"] == "The Google Gemini stream ended before a finish reason."
+    assert events[-1]["error"]["code"] == "stream_truncated"
 
 
 def test_stream_blocked_prompt():
@@ -552,7 +553,7 @@ def test_connection_authorizes_with_header_and_identity():
     assert identity == {"type": "gemini", "endpoint": "https://generativelanguage.googleapis.com",
                         "credential": secrets.Secret("x", KEY).fingerprint()}
     assert KEY not in json.dumps(identity)
-    assert connection.describe() == "https://generativelanguage.googleapis.com"
+    assert connection.describe() == ""  # AI Studio has no account name or region to show
 
 
 def test_config_rejects_literal_key_and_bad_endpoint():

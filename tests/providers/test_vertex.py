@@ -292,7 +292,7 @@ def test_identity_names_the_service_account(key_file):
         "type": "vertex", "project": PROJECT, "location": "us-central1",
         "endpoint": "https://us-central1-aiplatform.googleapis.com", "credential": CLIENT_EMAIL,
     }
-    assert conn.describe() == "acme-ai, us-central1, https://us-central1-aiplatform.googleapis.com"
+    assert conn.describe() == "acme-ai, us-central1"
 
 
 def test_config_validation():
