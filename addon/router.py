@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.connection import Client
 from mitmproxy.proxy import server_hooks
 
 from addon import openai_format as oa
@@ -166,6 +167,9 @@ class ByokRouter:
         ):
             data.server.error = "byok-proxy: BYOK is on; connections to the platform host are blocked"
             logger.warning(f"blocked a connection to platform host {host}:{port}")
+
+    def client_disconnected(self, client: Client) -> None:
+        self.passthrough_clients.discard(client.id)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if self.broken is not None and flow.live and not flow.response:
