@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import openai
 import yaml
 
+from addon import cli
 from addon.emulators.runner import start_emulators
 from addon.harness import REPO, provider_env, start_proxy
 
@@ -62,7 +63,10 @@ def main() -> int:
                      and not e["_byok"]["decision"].startswith("blocked")]
     print(f"\nrequests that reached the platform host {PLATFORM_HOST}: {len(platform_hits)}")
     print(f"audit file: {proxy.audit.resolve()} ({len(entries)} entries; `mitmweb -r` or any HAR viewer opens it)")
-    return 0
+    print(f"\n$ byok audit verify {proxy.audit}")
+    verified = cli.main(["audit", "verify", str(proxy.audit)])
+    print(f"(full report: byok audit report {proxy.audit})")
+    return 1 if platform_hits or verified else 0
 
 
 def _call(client: openai.OpenAI, alias: str) -> str:
