@@ -134,7 +134,10 @@ def error_response(status: int, headers: Mapping[str, str], raw: bytes) -> Clien
     payload = payload if isinstance(payload, dict) else {}
     code = (header(headers, "x-amzn-ErrorType") or "").split(":")[0] or None
     if code is None:
-        body_code = payload.get("__type") or payload.get("code")
+        # AWS's protocol-level errors (a path no operation serves) come in a coral envelope:
+        # {"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"},"Version":"1.0"}
+        envelope = payload.get("Output") if isinstance(payload.get("Output"), dict) else {}
+        body_code = payload.get("__type") or payload.get("code") or envelope.get("__type")
         code = str(body_code).rsplit("#", 1)[-1] if body_code else None
     message = payload.get("message") or payload.get("Message")
     if not message:
@@ -210,6 +213,8 @@ class BedrockTranslator(Translator):
             payload = None
         if not isinstance(payload, dict):
             return self._bad_gateway("AWS Bedrock returned a response that is not a JSON object.")
+        if isinstance(payload.get("Output"), dict) and "__type" in payload["Output"]:
+            return error_response(502, headers, body)  # an AWS error envelope despite the 2xx
         if self.operation == "embeddings":
             return self._embeddings_response(status, headers, payload)
         return self._chat_response(status, headers, payload)
@@ -232,7 +237,7 @@ class BedrockTranslator(Translator):
         completion = oa.chat_completion(
             self.model,
             content,
-            conv.finish_reason(stop_reason, json_mode=self._json_mode),
+            conv.finish_reason(stop_reason, tool_calls=bool(tool_calls)),
             self.usage,
             completion_id=f"chatcmpl-{request_id}" if request_id else None,
             tool_calls=tool_calls,

@@ -388,9 +388,14 @@ def history_tool_specs(turns: list[dict]) -> list[dict]:
 # --- response -------------------------------------------------------------------------------------
 
 
-def finish_reason(stop_reason: str | None, *, json_mode: bool = False) -> str:
-    reason = FINISH_REASONS.get(stop_reason or "", "stop")
-    if json_mode and reason == "tool_calls":
+def finish_reason(stop_reason: Any, *, tool_calls: bool) -> str:
+    """The OpenAI finish reason; a stop reason Bedrock adds later reads as `stop`.
+
+    `tool_use` without a tool call for the app (JSON mode's synthetic tool, a tool Bedrock ran
+    itself) is `stop`: apps read `tool_calls` as "run the calls in this message".
+    """
+    reason = FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+    if reason == "tool_calls" and not tool_calls:
         return "stop"
     return reason
 
@@ -410,16 +415,24 @@ def compact_json(value: Any) -> str:
 
 
 def completion_message(content_blocks: list[Any], *, json_mode: bool) -> tuple[str | None, list[dict]]:
-    """The OpenAI message content and tool calls for Converse output content blocks."""
+    """The OpenAI message content and tool calls for Converse output content blocks.
+
+    Blocks with no Chat Completions field (`reasoningContent`, server-side `toolResult`,
+    `guardContent`, and block types Bedrock adds later) are left out rather than refused.
+    """
     texts: list[str] = []
     tool_calls: list[dict] = []
     for block in content_blocks:
         if not isinstance(block, dict):
             continue
-        if "text" in block:
-            texts.append(str(block["text"]))
-        elif "toolUse" in block:
+        if isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif isinstance(block.get("citationsContent"), dict):
+            texts.extend(citation_texts(block["citationsContent"]))
+        elif isinstance(block.get("toolUse"), dict):
             use = block["toolUse"]
+            if is_server_tool(use):
+                continue  # Bedrock ran it itself; the answer text already uses its result
             if json_mode and use.get("name") == JSON_TOOL_NAME:
                 return compact_json(use.get("input", {})), []
             tool_calls.append({
@@ -431,3 +444,17 @@ def completion_message(content_blocks: list[Any], *, json_mode: bool) -> tuple[s
     if tool_calls and not text:
         return None, tool_calls
     return text, tool_calls
+
+
+def citation_texts(citations_content: Mapping[str, Any]) -> list[str]:
+    """The answer text inside a `citationsContent` block (the citations themselves have no
+    Chat Completions field)."""
+    parts = citations_content.get("content")
+    if not isinstance(parts, list):
+        return []
+    return [part["text"] for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str)]
+
+
+def is_server_tool(tool_use: Mapping[str, Any]) -> bool:
+    """A tool Bedrock runs itself (`type: server_tool_use`), not one the app must run."""
+    return tool_use.get("type") == "server_tool_use"

@@ -37,6 +37,7 @@ class ConverseStreamState:
         self._finish_reason: str | None = None
         self._tool_ordinals: dict[int, int] = {}
         self._json_blocks: set[int] = set()
+        self._metadata_seen = False
         self._ended = False
         self._pending = 0
         """Bytes fed but not yet part of a complete frame."""
@@ -65,8 +66,7 @@ class ConverseStreamState:
             return self._error("The AWS Bedrock stream ended in the middle of an event.",
                                "api_error", "stream_truncated")
         if self._finish_reason is not None:
-            self._ended = True
-            return oa.SSE_DONE
+            return self._finish()  # `metadata` never came: the answer is whole, only its usage is missing
         return self._error("The AWS Bedrock stream ended before the model finished its answer.",
                            "api_error", "stream_truncated")
 
@@ -97,12 +97,14 @@ class ConverseStreamState:
             out += self._message_stop(payload.get("stopReason"))
         elif event == "metadata":
             out += self._metadata(payload)
+        # Other events (contentBlockStop, event types Bedrock adds later) carry nothing for the app.
         return out
 
     def _block_start(self, payload: dict[str, Any]) -> bytes:
-        use = (payload.get("start") or {}).get("toolUse")
-        if not isinstance(use, dict):
-            return b""
+        start = payload.get("start")
+        use = start.get("toolUse") if isinstance(start, dict) else None
+        if not isinstance(use, dict) or conv.is_server_tool(use):
+            return b""  # a tool Bedrock runs itself, or a block start with no Chat Completions field
         block = payload.get("contentBlockIndex", 0)
         if self.json_mode and use.get("name") == conv.JSON_TOOL_NAME:
             self._json_blocks.add(block)
@@ -114,12 +116,15 @@ class ConverseStreamState:
 
     def _block_delta(self, payload: dict[str, Any]) -> bytes:
         block = payload.get("contentBlockIndex", 0)
-        delta = payload.get("delta") or {}
-        if "text" in delta:
-            return self._chunk({"content": delta["text"]})
-        fragment = (delta.get("toolUse") or {}).get("input")
+        delta = payload.get("delta")
+        delta = delta if isinstance(delta, dict) else {}
+        text = delta.get("text")
+        if isinstance(text, str):
+            return self._chunk({"content": text}) if text else b""
+        use = delta.get("toolUse")
+        fragment = use.get("input") if isinstance(use, dict) else None
         if not isinstance(fragment, str) or not fragment:
-            return b""  # reasoning content has no Chat Completions field
+            return b""  # reasoningContent, citation, toolResult, image: no Chat Completions field
         if block in self._json_blocks:
             return self._chunk({"content": fragment})
         if block in self._tool_ordinals:
@@ -131,27 +136,37 @@ class ConverseStreamState:
         if stop_reason in conv.MALFORMED_STOP_REASONS:
             return self._error(f"AWS Bedrock stopped with '{stop_reason}': "
                                f"{conv.MALFORMED_STOP_REASONS[stop_reason]}.", "api_error", stop_reason)
-        self._finish_reason = conv.finish_reason(stop_reason, json_mode=self.json_mode)
-        return self._chunk({}, self._finish_reason)
+        self._finish_reason = conv.finish_reason(stop_reason, tool_calls=bool(self._tool_ordinals))
+        out = self._chunk({}, self._finish_reason)
+        return out + self._finish() if self._metadata_seen else out
 
     def _metadata(self, payload: dict[str, Any]) -> bytes:
-        self.usage = conv.converse_usage(payload.get("usage"))
+        # `metadata` normally follows `messageStop`; should it come first, the usage chunk still
+        # goes after the finish chunk, where OpenAI apps look for it.
+        self._metadata_seen = True
+        if (usage := conv.converse_usage(payload.get("usage"))) is not None:
+            self.usage = usage
+        return self._finish() if self._finish_reason is not None else b""
+
+    def _finish(self) -> bytes:
+        """The usage chunk (when the app asked for it) and `[DONE]`."""
+        self._ended = True
         out = b""
         if self.include_usage and self.usage is not None:
             out += oa.sse_event(oa.chat_chunk(self.completion_id, self.model, self.created, None, usage=self.usage))
-        if self._finish_reason is not None:
-            self._ended = True
-            out += oa.SSE_DONE
-        return out
+        return out + oa.SSE_DONE
 
     def _exception(self, exception_type: str, payload: bytes) -> bytes:
         try:
             body = json.loads(payload) if payload else {}
         except ValueError:
             body = {}
-        message = (body.get("message") or body.get("Message")) if isinstance(body, dict) else None
+        body = body if isinstance(body, dict) else {}
+        message = str(body.get("message") or body.get("Message") or exception_type)
+        if body.get("originalMessage"):  # modelStreamErrorException: what the model itself said
+            message += f" (the model answered {body.get('originalStatusCode', 'an error')}: {body['originalMessage']})"
         error_type, _ = EXCEPTION_TYPES.get(exception_type, ("api_error", 500))
-        return self._error(f"AWS Bedrock: {message or exception_type}", error_type, exception_type)
+        return self._error(f"AWS Bedrock: {message}", error_type, exception_type)
 
     def _error(self, message: str, error_type: str, code: str) -> bytes:
         self._ended = True
