@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.connection import Client
 from mitmproxy.proxy import server_hooks
 
@@ -132,6 +132,20 @@ class ByokRouter:
             # connects, before any request hook can divert the request.
             logger.info("BYOK is on: setting connection_strategy=lazy so the platform host is never contacted.")
             ctx.options.update(connection_strategy="lazy")
+
+    @command.command("byok.reload")
+    def reload(self) -> None:
+        """Reloads the rules file, resolving its secret references again; on error the rules in force stay."""
+        path = ctx.options.byok_rules
+        if not path:
+            raise exceptions.CommandError("byok_rules is not set")
+        try:
+            self.rules = load_rules(path)
+        except RulesError as e:
+            logger.error(f"{e}; the previous rules stay in force")
+            raise exceptions.CommandError(str(e)) from None
+        self.broken = None
+        self._log_loaded(self.rules)
 
     @staticmethod
     def _log_loaded(rules: Rules) -> None:

@@ -7,6 +7,7 @@ Azure speaks the OpenAI format already, so translation is about the URL (deploym
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -62,6 +63,8 @@ class AzureTranslator(Translator):
         self._sse = oa.SseParser()
         self._stream_closed = False
         """`[DONE]` or an error event went to the app: the stream ended in a way the app can see."""
+        self._chunk_identity: dict[str, Any] = {}
+        """`id`, `created` and `model` of the stream's real chunks, for Azure's anonymous ones."""
 
     def _url(self, operation_path: str) -> str:
         endpoint = self.config.endpoint
@@ -112,7 +115,7 @@ class AzureTranslator(Translator):
         if status >= 400 or not isinstance(payload, dict) or "error" in payload:
             return self._error(status if status >= 400 else 502, headers, payload, body)
         self.usage = payload.get("usage")
-        return ClientResponse(status, payload)
+        return ClientResponse(status, completion_with_messages(payload))
 
     def stream_chunk(self, data: bytes) -> bytes:
         out = []
@@ -125,18 +128,49 @@ class AzureTranslator(Translator):
                 event = json.loads(payload)
             except ValueError:
                 continue
-            if isinstance(event, dict) and "error" in event:
-                self._stream_closed = True
-            # Azure opens with a chunk holding only `prompt_filter_results` (empty choices, no usage);
-            # OpenAI apps index choices[0] on every chunk but the usage one, so it stays behind.
-            if isinstance(event, dict) and not event.get("choices") and not event.get("usage") and (
-                "error" not in event
-            ):
+            if not isinstance(event, dict):
                 continue
-            if isinstance(event, dict) and event.get("usage"):
-                self.usage = event["usage"]
-            out.append(b"data: " + payload.encode() + b"\n\n")
+            if "error" in event:
+                self._stream_closed = True
+                out.append(b"data: " + payload.encode() + b"\n\n")
+                continue
+            chunk = self._app_chunk(event)
+            if chunk is None:
+                continue
+            if chunk.get("usage"):
+                self.usage = chunk["usage"]
+            out.append(b"data: " + payload.encode() + b"\n\n" if chunk is event else oa.sse_event(chunk))
         return b"".join(out)
+
+    def _app_chunk(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The chunk as an OpenAI app can read it, or None when it holds nothing for the app.
+
+        Azure sends chunks of its own besides the model's: the opening `prompt_filter_results`
+        chunk (empty choices, no usage) and, with the asynchronous content filter, annotation
+        chunks whose choices have no `delta`, with `id: ""`, `object: ""`, `created: 0`. OpenAI apps
+        read `choices[0].delta` on every chunk but the usage one, so annotation-only choices stay
+        behind; a filter verdict (`finish_reason: content_filter`) goes on, with an empty delta
+        and the stream's own id. Anything else passes unchanged, Azure's extra fields included.
+        """
+        choices = event.get("choices")
+        choices = choices if isinstance(choices, list) else []
+        kept = [c for c in choices if isinstance(c, dict) and (c.get("delta") is not None or c.get("finish_reason"))]
+        if not kept and not event.get("usage"):
+            return None
+        if event.get("id"):
+            self._chunk_identity = {k: event[k] for k in ("id", "created", "model") if event.get(k)}
+        if len(kept) == len(choices) and all(c.get("delta") is not None for c in kept) and event.get("id") and (
+            event.get("object") == "chat.completion.chunk"
+        ):
+            return event
+        chunk = {**event, "object": "chat.completion.chunk",
+                 "choices": [c if c.get("delta") is not None else {**c, "delta": {}} for c in kept]}
+        for key, fallback in (("id", None), ("created", None), ("model", self.model)):
+            if not chunk.get(key):
+                chunk[key] = self._chunk_identity.get(key) or fallback
+        chunk["id"] = chunk["id"] or self._chunk_identity.setdefault("id", oa.new_id())
+        chunk["created"] = chunk["created"] or self._chunk_identity.setdefault("created", int(time.time()))
+        return chunk
 
     def stream_end(self) -> bytes:
         out = self.stream_chunk(b"\n\n") if self._sse.rest().strip() else b""
@@ -150,17 +184,45 @@ class AzureTranslator(Translator):
         ))
 
     def _error(self, status: int, headers: Mapping[str, str], payload: Any, raw: bytes) -> ClientResponse:
+        passed = {k: headers[k] for k in ("retry-after", "retry-after-ms") if k in headers}
         error = payload.get("error") if isinstance(payload, dict) else None
         if not isinstance(error, dict):
-            message = raw.decode(errors="replace")[:500] or "empty response"
-            return ClientResponse(status, oa.provider_error(status, "Azure OpenAI", message))
+            # API Management's own rejections (rate limits, keys) read {"statusCode": 429, "message": "…"}.
+            own = payload.get("message") if isinstance(payload, dict) else None
+            message = own if isinstance(own, str) and own else raw.decode(errors="replace")[:500] or "empty response"
+            return ClientResponse(status, oa.provider_error(status, "Azure OpenAI", message), passed)
         code = error.get("code")
-        message = str(error.get("message", ""))
+        message = str(error.get("message") or "")
+        if code == "content_filter" and (categories := filtered_categories(error)):
+            message = f"{message} (filtered: {', '.join(categories)})" if message else f"Filtered: {', '.join(categories)}"
         body = oa.provider_error(status, "Azure OpenAI", message, str(code) if code is not None else None)
         if code == "content_filter":
-            body["error"]["param"] = error.get("param", "prompt")
-        passed = {k: headers[k] for k in ("retry-after", "retry-after-ms") if k in headers}
+            body["error"]["param"] = error.get("param") or "prompt"
         return ClientResponse(status, body, passed)
+
+
+def completion_with_messages(payload: dict[str, Any]) -> dict[str, Any]:
+    """The completion with a `message` on every choice. Azure can leave it out of a choice its
+    content filter stopped (`finish_reason: content_filter`); OpenAI apps read it unconditionally."""
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or all(not isinstance(c, dict) or "message" in c for c in choices):
+        return payload
+    return {**payload, "choices": [
+        c if not isinstance(c, dict) or "message" in c else {**c, "message": {"role": "assistant", "content": None}}
+        for c in choices
+    ]}
+
+
+def filtered_categories(error: Mapping[str, Any]) -> list[str]:
+    """The content-filter categories that blocked a request, from either spelling Azure uses:
+    `innererror.content_filter_result` (observed) or `inner_error.content_filter_results` (the spec)."""
+    inner = error.get("innererror") or error.get("inner_error")
+    if not isinstance(inner, dict):
+        return []
+    results = inner.get("content_filter_result") or inner.get("content_filter_results")
+    if not isinstance(results, dict):
+        return []
+    return [name for name, verdict in results.items() if isinstance(verdict, dict) and verdict.get("filtered")]
 
 
 class AzureConnection(Connection):

@@ -569,7 +569,8 @@ def test_json_mode_response() -> None:
     ("guardrail_intervened", "content_filter"), ("content_filtered", "content_filter"), ("something_new", "stop"),
 ])
 def test_every_stop_reason(stop_reason: str, finish: str) -> None:
-    payload = {"output": {"message": {"role": "assistant", "content": [{"text": "x"}]}}, "stopReason": stop_reason,
+    content = [{"text": "x"}, {"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]
+    payload = {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop_reason,
                "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}}
     body = translator().response(200, {}, json.dumps(payload).encode()).body
     assert body["choices"][0]["finish_reason"] == finish
