@@ -157,20 +157,20 @@ class AzureTranslator(Translator):
         kept = [c for c in choices if isinstance(c, dict) and (c.get("delta") is not None or c.get("finish_reason"))]
         if not kept and not event.get("usage"):
             return None
-        if event.get("id"):
+        if event.get("id") and event.get("object") == "chat.completion.chunk":
             self._chunk_identity = {k: event[k] for k in ("id", "created", "model") if event.get(k)}
-        if len(kept) == len(choices) and all(c.get("delta") is not None for c in kept) and event.get("id") and (
-            event.get("object") == "chat.completion.chunk"
-        ):
-            return event
-        chunk = {**event, "object": "chat.completion.chunk",
-                 "choices": [c if c.get("delta") is not None else {**c, "delta": {}} for c in kept]}
-        for key, fallback in (("id", None), ("created", None), ("model", self.model)):
-            if not chunk.get(key):
-                chunk[key] = self._chunk_identity.get(key) or fallback
-        chunk["id"] = chunk["id"] or self._chunk_identity.setdefault("id", oa.new_id())
-        chunk["created"] = chunk["created"] or self._chunk_identity.setdefault("created", int(time.time()))
-        return chunk
+            if len(kept) == len(choices) and all(c.get("delta") is not None for c in kept):
+                return event
+        identity = self._chunk_identity
+        identity.setdefault("id", oa.new_id())
+        identity.setdefault("created", int(time.time()))
+        identity.setdefault("model", self.model)
+        return {
+            **event,
+            **{k: event.get(k) or identity[k] for k in ("id", "created", "model")},
+            "object": "chat.completion.chunk",
+            "choices": [c if c.get("delta") is not None else {**c, "delta": {}} for c in kept],
+        }
 
     def stream_end(self) -> bytes:
         out = self.stream_chunk(b"\n\n") if self._sse.rest().strip() else b""
@@ -194,7 +194,7 @@ class AzureTranslator(Translator):
         code = error.get("code")
         message = str(error.get("message") or "")
         if code == "content_filter" and (categories := filtered_categories(error)):
-            message = f"{message} (filtered: {', '.join(categories)})" if message else f"Filtered: {', '.join(categories)}"
+            message = f"{message} (filtered: {', '.join(categories)})".lstrip()
         body = oa.provider_error(status, "Azure OpenAI", message, str(code) if code is not None else None)
         if code == "content_filter":
             body["error"]["param"] = error.get("param") or "prompt"

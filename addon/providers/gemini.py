@@ -5,8 +5,8 @@ input and `batchEmbedContents` for several. The key travels in the `x-goog-api-k
 `?key=` in the URL, because URLs end up in logs.
 
 AI Studio returns no request-id header; the proof of which account served a chat request is the
-body's `responseId` (kept as `translator.response_id`). Embedding responses carry no token counts,
-so their usage is reported as 0 (unknown) rather than guessed.
+body's `responseId` (kept as `translator.response_id`). Embedding responses carry token counts only for
+newer models (`usageMetadata.promptTokenCount`); otherwise usage is reported as 0 (unknown) rather than guessed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic import field_validator
 from addon import openai_format as oa
 from addon.errors import ByokError
 from addon.providers.base import Connection, ProviderConfig, SecretRef, UpstreamRequest
-from addon.providers.gemini_format import GenerateContentTranslator, dimensions, json_request
+from addon.providers.gemini_format import GenerateContentTranslator, dimensions, json_request, usage_from
 
 DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
 
@@ -92,7 +92,10 @@ class GeminiTranslator(GenerateContentTranslator):
         if len(vectors) != self._inputs or not all(isinstance(v, list) for v in vectors):
             raise ByokError(502, f"{self.provider_label} returned {len(vectors)} embeddings for "
                                  f"{self._inputs} inputs.", type="api_error")
-        return oa.embedding_list(vectors, self.model, 0, self._format)
+        # Newer embedding models report `usageMetadata.promptTokenCount`; older ones report nothing (0).
+        usage = payload.get("usageMetadata")
+        tokens = usage_from(usage)["prompt_tokens"] if isinstance(usage, Mapping) else 0
+        return oa.embedding_list(vectors, self.model, tokens, self._format)
 
 
 class GeminiConnection(Connection):

@@ -403,18 +403,31 @@ def finish_error(gemini_reason: str | None, finish_message: str | None, provider
     return None
 
 
+_TOKEN_COUNTS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount", "thoughtsTokenCount",
+                 "cachedContentTokenCount", "toolUsePromptTokenCount")
+
+
+def _count(metadata: Mapping[str, Any], key: str) -> int:
+    """A token count; Gemini omits zero counts (`candidatesTokenCount` of a blocked or empty answer)."""
+    value = metadata.get(key)
+    if isinstance(value, str) and value.isdigit():  # proto3 JSON may write 64-bit integers as strings
+        return int(value)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
 def usage_from(metadata: Any) -> dict | None:
     if not isinstance(metadata, Mapping):
         return None
-    prompt = int(metadata.get("promptTokenCount", 0)) + int(metadata.get("toolUsePromptTokenCount", 0))
-    thoughts = int(metadata.get("thoughtsTokenCount", 0))
-    completion = int(metadata.get("candidatesTokenCount", 0)) + thoughts
+    prompt = _count(metadata, "promptTokenCount") + _count(metadata, "toolUsePromptTokenCount")
+    thoughts = _count(metadata, "thoughtsTokenCount")
+    completion = _count(metadata, "candidatesTokenCount") + thoughts
     details: dict[str, Any] = {}
-    if cached := int(metadata.get("cachedContentTokenCount", 0)):
+    if cached := _count(metadata, "cachedContentTokenCount"):
         details["prompt_tokens_details"] = {"cached_tokens": cached}
     if thoughts:
         details["completion_tokens_details"] = {"reasoning_tokens": thoughts}
-    return oa.usage(prompt, completion, metadata.get("totalTokenCount"), **details)
+    total = _count(metadata, "totalTokenCount") if "totalTokenCount" in metadata else None
+    return oa.usage(prompt, completion, total, **details)
 
 
 def tool_call_id(response_id: str, ordinal: int, name: str) -> str:
@@ -425,8 +438,9 @@ def tool_call_id(response_id: str, ordinal: int, name: str) -> str:
 def tool_call(part: Mapping[str, Any], response_id: str, ordinal: int) -> dict:
     call = part["functionCall"]
     name = str(call.get("name", ""))
+    given_id = call.get("id")
     result: dict[str, Any] = {
-        "id": call.get("id") or tool_call_id(response_id, ordinal, name),
+        "id": given_id if isinstance(given_id, str) and given_id else tool_call_id(response_id, ordinal, name),
         "type": "function",
         "function": {"name": name, "arguments": json.dumps(call.get("args") or {}, separators=(",", ":"))},
     }
@@ -435,9 +449,43 @@ def tool_call(part: Mapping[str, Any], response_id: str, ordinal: int) -> dict:
     return result
 
 
-def _parts(candidate: Mapping[str, Any]) -> list[dict]:
-    parts = (candidate.get("content") or {}).get("parts") or []
-    return [p for p in parts if isinstance(p, dict) and not p.get("thought")]
+def _candidate(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The answer's candidate: the one with index 0 (the proxy never asks for more than one)."""
+    candidates = payload.get("candidates")
+    for candidate in candidates if isinstance(candidates, list) else []:
+        if isinstance(candidate, Mapping) and candidate.get("index", 0) == 0:
+            return candidate
+    return None
+
+
+def _parts(candidate: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The answer's parts, thoughts left out. A candidate may carry `content: {}`, content without `parts`
+    (MAX_TOKENS spent on thinking) or no content at all (MODEL_ARMOR, SAFETY)."""
+    content = candidate.get("content")
+    parts = content.get("parts") if isinstance(content, Mapping) else None
+    if not isinstance(parts, list):
+        return []
+    return [p for p in parts if isinstance(p, Mapping) and not p.get("thought")]
+
+
+def _function_call(part: Mapping[str, Any], provider: str) -> Mapping[str, Any] | None:
+    """The part's function call, or None when the part holds none (text, inlineData, executableCode,
+    codeExecutionResult and part types added later carry nothing a Chat Completions message can hold)."""
+    call = part.get("functionCall")
+    if not isinstance(call, Mapping):
+        return None
+    if "partialArgs" in call or call.get("willContinue"):
+        # Vertex streams arguments piecewise only when asked (streamFunctionCallArguments); the proxy never asks.
+        raise ByokError(502, f"{provider} streamed function-call arguments in pieces, which byok-proxy does not "
+                             "request and cannot translate.", type="api_error")
+    return call if isinstance(call.get("name"), str) and call["name"] else None
+
+
+def _block_reason(payload: Mapping[str, Any]) -> str | None:
+    """Why the prompt was blocked (`promptFeedback.blockReason`): the answer then has no candidates."""
+    feedback = payload.get("promptFeedback")
+    reason = feedback.get("blockReason") if isinstance(feedback, Mapping) else None
+    return str(reason) if reason else None
 
 
 def chat_response(payload: Mapping[str, Any], model: str, provider: str) -> dict:
@@ -446,19 +494,18 @@ def chat_response(payload: Mapping[str, Any], model: str, provider: str) -> dict
     completion_id = "chatcmpl-" + response_id
     usage = usage_from(payload.get("usageMetadata"))
     model = str(payload.get("modelVersion") or model)
-    candidates = payload.get("candidates") or []
-    if not candidates:
-        if (payload.get("promptFeedback") or {}).get("blockReason"):
+    candidate = _candidate(payload)
+    if candidate is None:
+        if _block_reason(payload):
             return oa.chat_completion(model, "", "content_filter", usage, completion_id=completion_id)
         raise ByokError(502, f"{provider} returned no candidates.", type="api_error")
-    candidate = candidates[0]
     reason = candidate.get("finishReason")
     if error := finish_error(reason, candidate.get("finishMessage"), provider):
         raise error
     texts: list[str] = []
     calls: list[dict] = []
     for part in _parts(candidate):
-        if "functionCall" in part:
+        if _function_call(part, provider) is not None:
             calls.append(tool_call(part, response_id, len(calls)))
         elif isinstance(part.get("text"), str):
             texts.append(part["text"])
@@ -523,7 +570,7 @@ class GenerateContentTranslator(Translator):
         super().__init__(*args, **kwargs)
         self.stream = False
         self._include_usage = False
-        self._buffer = b""
+        self._sse = oa.SseParser()
         self._started = False
         self._finished = False
         self._failed = False
@@ -578,16 +625,15 @@ class GenerateContentTranslator(Translator):
     # Streaming ---------------------------------------------------------------------------------------
 
     def stream_chunk(self, data: bytes) -> bytes:
-        self._buffer += data
-        out = []
-        while (match := _EVENT_END.search(self._buffer)) is not None:
-            event, self._buffer = self._buffer[: match.start()], self._buffer[match.end():]
-            out.append(self._event(event))
-        return b"".join(out)
+        return b"".join(self._event(payload) for payload in self._sse.feed(data))
 
     def stream_end(self) -> bytes:
-        out = [self._event(self._buffer)] if self._buffer.strip() else []
-        self._buffer = b""
+        rest = self._sse.rest()
+        # The last event may lack its blank line; a body without any `data:` line is plain JSON (an error).
+        out = [self._event(payload) for payload in self._sse.feed(b"\n\n")]
+        text = rest.decode(errors="replace").strip()
+        if not out and text.startswith(("{", "[")):
+            out.append(self._event(text))
         if self._failed:
             return b"".join(out)
         if not self._finished:
@@ -601,14 +647,9 @@ class GenerateContentTranslator(Translator):
         out.append(oa.SSE_DONE)
         return b"".join(out)
 
-    def _event(self, raw: bytes) -> bytes:
+    def _event(self, text: str) -> bytes:
+        """OpenAI SSE bytes for one Gemini event: a whole `GenerateContentResponse`, or an error."""
         if self._failed:
-            return b""
-        decoded = raw.decode(errors="replace")
-        data_lines = [line[5:].removeprefix(" ") for line in decoded.splitlines() if line.startswith("data:")]
-        # No `data:` field: an SSE comment or event/id line (ignored), or a plain JSON error body.
-        text = "\n".join(data_lines) if data_lines else decoded.strip()
-        if not text or (not data_lines and not text.startswith(("{", "["))):
             return b""
         try:
             payload = json.loads(text)
@@ -620,7 +661,7 @@ class GenerateContentTranslator(Translator):
         if not isinstance(payload, dict) or "error" in payload:
             status = (payload.get("error") or {}).get("code") if isinstance(payload, dict) else None
             status = status if isinstance(status, int) and status >= 400 else 502
-            error = error_response(status, {}, payload, raw, self.provider_label)
+            error = error_response(status, {}, payload, text.encode(), self.provider_label)
             self._failed = True
             return oa.sse_event(error.body)
         return self._response_event(payload)
@@ -633,24 +674,33 @@ class GenerateContentTranslator(Translator):
         out = []
         if not self._started:
             self._started = True
-            self.response_id = payload.get("responseId")
-            self._completion_id = "chatcmpl-" + str(self.response_id or uuid.uuid4().hex)
+            self._completion_id = "chatcmpl-" + str(payload.get("responseId") or uuid.uuid4().hex)
             self._created = int(time.time())
             self._model = str(payload.get("modelVersion") or self.model)
             out.append(self._chunk({"role": "assistant", "content": ""}))
-        if (usage := usage_from(payload.get("usageMetadata"))) is not None:
-            self.usage = usage
-        candidates = payload.get("candidates") or []
-        if not candidates:
-            if (payload.get("promptFeedback") or {}).get("blockReason"):
+        if self.response_id is None and payload.get("responseId"):
+            self.response_id = str(payload["responseId"])
+        metadata = payload.get("usageMetadata")
+        # Usage is cumulative: keep the latest that counts tokens (early chunks may carry only `trafficType`).
+        if isinstance(metadata, Mapping) and (self.usage is None or any(k in metadata for k in _TOKEN_COUNTS)):
+            self.usage = usage_from(metadata)
+        if self._finished:  # nothing may follow the finish chunk; a late chunk only updates usage
+            return b"".join(out)
+        candidate = _candidate(payload)
+        if candidate is None:
+            if _block_reason(payload):
                 self._finished = True
                 out.append(self._chunk({}, "content_filter"))
             return b"".join(out)
-        candidate = candidates[0]
         texts, calls = [], []
         for part in _parts(candidate):
-            if "functionCall" in part:
-                call = tool_call(part, str(self.response_id or self._completion_id), self._calls)
+            try:
+                is_call = _function_call(part, self.provider_label) is not None
+            except ByokError as e:
+                out.append(self._error_event(e))
+                return b"".join(out)
+            if is_call:
+                call = tool_call(part, self._completion_id.removeprefix("chatcmpl-"), self._calls)
                 calls.append({"index": self._calls, **call})
                 self._calls += 1
             elif isinstance(part.get("text"), str) and part["text"]:
@@ -677,9 +727,6 @@ def dimensions(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidRequest("'dimensions' must be a positive integer.", param="dimensions")
     return value
-
-
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n")
 
 
 def json_request(url: str, body: Mapping[str, Any], accept: str = "application/json") -> UpstreamRequest:

@@ -909,3 +909,128 @@ def test_stream_chunk_without_stream_request() -> None:
     t.request(chat_body())
     with pytest.raises(ByokError):
         t.stream_chunk(b"")
+
+
+# --- shapes recorded from real Bedrock traffic (our own fixtures, written after public recordings) -----
+
+
+def recorded_stream(name: str) -> bytes:
+    """A fixture of `{"<event type>": payload}` lines, framed as AWS event-stream messages."""
+    lines = fixture(name).decode().splitlines()
+    return b"".join(event(*next(iter(json.loads(line).items()))) for line in lines if line)
+
+
+def test_reasoning_blocks_are_left_out_of_the_answer() -> None:
+    body = translator().response(200, {}, fixture("converse_reasoning.json")).body
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "7 + 3 = 10, which is even.",
+                                             "refusal": None}
+    assert body["choices"][0]["finish_reason"] == "stop"
+    # Extra usage keys (`cacheReadInputTokenCount`, `serverToolUsage`) are ignored.
+    assert body["usage"] == {"prompt_tokens": 40, "completion_tokens": 66, "total_tokens": 106}
+
+
+def test_citations_content_text_is_part_of_the_answer() -> None:
+    body = translator().response(200, {}, fixture("converse_citations.json")).body
+    assert body["choices"][0]["message"]["content"] == (
+        "According to the handbook, expense reports are due on the fifth working day of each month.")
+    assert body["usage"] == {"prompt_tokens": 1804, "completion_tokens": 27, "total_tokens": 1831}
+
+
+def test_guardrail_intervention_is_a_content_filter_finish() -> None:
+    body = translator().response(200, {}, fixture("converse_guardrail.json")).body
+    assert body["choices"][0] == {"index": 0, "message": {
+        "role": "assistant", "content": "Sorry, I can't help with that topic.", "refusal": None,
+    }, "finish_reason": "content_filter", "logprobs": None}
+
+
+def test_server_tools_and_unknown_blocks_are_not_app_tool_calls() -> None:
+    body = translator().response(200, {}, fixture("converse_server_tool.json")).body
+    assert body["choices"][0]["message"] == {"role": "assistant", "refusal": None,
+                                             "content": "The tallest building in Lyon is the Tour Incity."}
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_tool_use_stop_without_app_tool_calls_is_stop() -> None:
+    payload = {"output": {"message": {"role": "assistant", "content": [{"text": "Done."}]}}, "stopReason": "tool_use",
+               "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}}
+    assert translator().response(200, {}, json.dumps(payload).encode()).body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_unknown_operation_envelope() -> None:
+    response = translator().response(404, {}, fixture("error_unknown_operation.json"))
+    assert response.status == 404
+    assert response.body["error"]["code"] == "UnknownOperationException"
+    assert response.body["error"]["type"] == "not_found_error"
+    # The same envelope in a 2xx is still an error, not an empty answer.
+    response = translator().response(200, {}, fixture("error_unknown_operation.json"))
+    assert (response.status, response.body["error"]["code"]) == (502, "UnknownOperationException")
+
+
+def test_error_body_without_type_takes_code_from_header() -> None:
+    body = b'{"message":"This model doesn\'t support the image field for user messages. Remove image and try again."}'
+    response = translator().response(400, {"X-Amzn-ErrorType": "ValidationException:http://internal.amazon.com/"}, body)
+    assert response.body["error"] == {
+        "message": "This model doesn't support the image field for user messages. Remove image and try again.",
+        "type": "invalid_request_error", "param": None, "code": "ValidationException"}
+
+
+@pytest.mark.parametrize("cuts", [[], [3, 90, 91, 400], list(range(1, 4000, 13))])
+def test_reasoning_stream_sends_only_text_and_tool_calls(cuts: list[int]) -> None:
+    t = stream_translator(chat_body(stream=True, stream_options={"include_usage": True}, tools=[WEATHER_TOOL]))
+    events = sse(run_stream(t, recorded_stream("stream_reasoning.jsonl"), cuts))
+    assert deltas(events) == [
+        ({"role": "assistant", "content": ""}, None),
+        ({"content": "7 + 3 = 10"}, None), ({"content": ", even."}, None),
+        ({"tool_calls": [{"index": 0, "id": "tooluse_Lq8", "type": "function",
+                          "function": {"name": "record_answer", "arguments": ""}}]}, None),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": "{\"sum\":"}}]}, None),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": "10}"}}]}, None),
+        ({}, "tool_calls"),
+    ]
+    assert events[-2]["choices"] == [] and events[-2]["usage"] == {
+        "prompt_tokens": 1076, "completion_tokens": 91, "total_tokens": 1167,
+        "prompt_tokens_details": {"cached_tokens": 1024}}
+    assert events[-1] == "[DONE]"
+
+
+def test_citation_stream_keeps_the_cited_text() -> None:
+    t = stream_translator()
+    events = sse(run_stream(t, recorded_stream("stream_citations.jsonl"), [200]))
+    assert "".join(d.get("content", "") for d, _ in deltas(events)) == "Per the handbook, reports are due on day five."
+    assert deltas(events)[-1] == ({}, "stop")
+    assert events[-1] == "[DONE]"
+
+
+def test_unfamiliar_stream_events_are_ignored() -> None:
+    """Server-side tools, tool-result and image blocks, event and delta types newer than this code,
+    `metadata` before `messageStop` and without `metrics`, and an unknown stop reason."""
+    t = stream_translator(chat_body(stream=True, stream_options={"include_usage": True}))
+    events = sse(run_stream(t, recorded_stream("stream_unfamiliar.jsonl"), [57]))
+    assert deltas(events) == [
+        ({"role": "assistant", "content": ""}, None),
+        ({"content": "Lyon it is."}, None),
+        ({}, "stop"),
+    ]
+    assert events[-2]["choices"] == [] and events[-2]["usage"] == {
+        "prompt_tokens": 30, "completion_tokens": 8, "total_tokens": 38}
+    assert events[-1] == "[DONE]"
+    assert t.stream_end() == b""
+
+
+def test_stream_with_message_stop_but_no_metadata_still_completes() -> None:
+    t = stream_translator(chat_body(stream=True, stream_options={"include_usage": True}))
+    events = sse(run_stream(t, b"".join(TEXT_STREAM[:-1]), []))
+    assert deltas(events)[-1] == ({}, "stop")
+    assert events[-1] == "[DONE]"
+    assert t.usage is None
+
+
+def test_model_stream_error_carries_the_model_message() -> None:
+    payload = {"message": "Model Stream Error", "originalStatusCode": 500,
+               "originalMessage": "The model stream failed."}
+    data = frame({":message-type": "exception", ":exception-type": "modelStreamErrorException",
+                  ":content-type": "application/json"}, json.dumps(payload).encode())
+    t = stream_translator()
+    assert sse(t.stream_chunk(TEXT_STREAM[0] + data))[-1] == {"error": {
+        "message": "AWS Bedrock: Model Stream Error (the model answered 500: The model stream failed.)",
+        "type": "api_error", "code": "modelStreamErrorException"}}
