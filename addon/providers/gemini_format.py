@@ -23,6 +23,12 @@ Choices worth knowing:
   an empty `stop`, so the app sees the failure and can retry; `MISSING_THOUGHT_SIGNATURE` is a 400
   (the app dropped `extra_content`). `LANGUAGE`, `OTHER`, `NO_IMAGE`, unspecified or unknown reasons
   map to `stop` with whatever content arrived.
+- Only candidate 0 is read (the proxy never asks for more). Thought parts are left out; parts a chat message
+  cannot hold (`inlineData`, `executableCode`, `codeExecutionResult`, part types added later) are ignored.
+  A candidate may come with `content: {}`, without `parts`, or without content at all.
+- Streams are parsed with `oa.SseParser` (Gemini frames events with CRLF and sends no `[DONE]`). Usage is
+  cumulative, so the latest `usageMetadata` that counts tokens wins, even one arriving after the finish
+  reason; a functionCall streamed piecewise (`partialArgs`, which the proxy never requests) is a 502.
 """
 
 from __future__ import annotations
