@@ -227,6 +227,14 @@ def merge_embedding_lists(lists: Sequence[Mapping[str, Any]]) -> dict:
     }
 
 
+def json_body(body: bytes) -> Any:
+    """A provider's JSON body, or {} when it is empty or not JSON (callers treat that as an error)."""
+    try:
+        return json.loads(body) if body else {}
+    except ValueError:
+        return {}
+
+
 def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 

@@ -36,3 +36,12 @@ def proxy(request, tmp_path_factory, emulators, trap) -> Iterator[Proxy]:
     yield proxy
     proxy.stop()
     assert trap.connections == [], "a connection reached the platform address while BYOK was on"
+
+
+@pytest.fixture
+def own_trap() -> Iterator[PlatformTrap]:
+    """A platform address of the test's own, for a test that runs its own proxy; nothing may reach it
+    unless the test expects pass-through (and asserts it)."""
+    trap = PlatformTrap(free_port()).start()
+    yield trap
+    trap.stop()

@@ -9,17 +9,9 @@ import pytest
 
 from addon.emulators import fakes
 from addon.emulators.runner import start_emulators
-from addon.harness import REPO, PlatformTrap, free_port, provider_env, start_proxy
+from addon.harness import REPO, provider_env, start_proxy
 
 MESSAGES = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture
-def own_trap():
-    trap = PlatformTrap(free_port()).start()
-    yield trap
-    trap.stop()
-    assert trap.connections == []
 
 
 def test_aws_session_credentials_are_signed_with_their_token(tmp_path, emulators, own_trap):
@@ -35,6 +27,7 @@ def test_aws_session_credentials_are_signed_with_their_token(tmp_path, emulators
         assert "x-amz-security-token" in sent["authorization"].split("SignedHeaders=")[1].split(",")[0]
     finally:
         proxy.stop()
+    assert own_trap.connections == []
 
 
 def test_temporary_key_without_its_session_token_is_rejected(tmp_path, emulators, own_trap):
@@ -47,6 +40,7 @@ def test_temporary_key_without_its_session_token_is_rejected(tmp_path, emulators
         assert "customer's AWS Bedrock credential was rejected" in info.value.message
     finally:
         proxy.stop()
+    assert own_trap.connections == []
 
 
 def test_vertex_token_is_refreshed_before_it_expires(tmp_path, own_trap):
@@ -68,4 +62,5 @@ def test_vertex_token_is_refreshed_before_it_expires(tmp_path, own_trap):
         assert len(tokens) == 2
     finally:
         proxy.stop()
+    assert own_trap.connections == []
         emulators.stop()

@@ -5,16 +5,9 @@ from __future__ import annotations
 import openai
 import pytest
 
-from addon.harness import REPO, PlatformTrap, free_port, provider_env, start_proxy
+from addon.harness import REPO, provider_env, start_proxy
 
 MESSAGES = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture
-def own_trap():
-    trap = PlatformTrap(free_port()).start()
-    yield trap
-    trap.stop()
 
 
 def run_proxy(tmp_path, emulators, trap, env_changes=None, rules_text=None, mode="forward"):

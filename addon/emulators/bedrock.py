@@ -61,6 +61,15 @@ def error(status: int, code: str, message: str, request_id: str | None = None) -
     })
 
 
+def planned_error(status: int | None, rid: str) -> Response:
+    """A scripted error (`EMULATE:error=N`) in Bedrock's own form."""
+    status = status or 500
+    if status == 401:  # Bedrock has no 401: an unknown credential is a 403
+        return error(403, "UnrecognizedClientException", sigv4.MSG_BAD_TOKEN, rid)
+    code, msg = ERRORS[status]
+    return error(status, code, msg, rid)
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
@@ -327,11 +336,7 @@ class BedrockEmulator(Emulator):
         self._validate(body)
         plan = c.plan_reply(self._turn(body))
         if plan.kind == "error":
-            status = plan.error_status or 500
-            if status == 401:  # Bedrock has no 401: an unknown credential is a 403
-                return error(403, "UnrecognizedClientException", sigv4.MSG_BAD_TOKEN, rid)
-            code, msg = ERRORS[status]
-            return error(status, code, msg, rid)
+            return planned_error(plan.error_status, rid)
         stop, blocks = self._outcome(plan, body)
         usage = {"inputTokens": plan.prompt_tokens, "outputTokens": plan.completion_tokens,
                  "totalTokens": plan.prompt_tokens + plan.completion_tokens,
@@ -523,11 +528,7 @@ class BedrockEmulator(Emulator):
         )
         plan = c.plan_reply(turn)
         if plan.kind == "error":
-            status = plan.error_status or 500
-            if status == 401:  # Bedrock has no 401: an unknown credential is a 403
-                return error(403, "UnrecognizedClientException", sigv4.MSG_BAD_TOKEN, rid)
-            code, msg = ERRORS[status]
-            return error(status, code, msg, rid)
+            return planned_error(plan.error_status, rid)
         content: list[dict[str, Any]]
         if plan.kind == "tool_calls":
             content = [{"type": "tool_use", "id": "toolu_bdrk_" + c.rand_id(24), "name": n, "input": a}

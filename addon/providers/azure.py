@@ -108,10 +108,7 @@ class AzureTranslator(Translator):
         )
 
     def response(self, status: int, headers: Mapping[str, str], body: bytes) -> ClientResponse:
-        try:
-            payload = json.loads(body) if body else {}
-        except ValueError:
-            payload = {}
+        payload = oa.json_body(body)
         if status >= 400 or not isinstance(payload, dict) or "error" in payload:
             return self._error(status if status >= 400 else 502, headers, payload, body)
         self.usage = payload.get("usage")

@@ -611,10 +611,7 @@ class GenerateContentTranslator(Translator):
         return json_request(url, gemini, accept)
 
     def response(self, status: int, headers: Mapping[str, str], body: bytes) -> ClientResponse:
-        try:
-            payload = json.loads(body) if body else {}
-        except ValueError:
-            payload = {}
+        payload = oa.json_body(body)
         if status >= 400 or not isinstance(payload, dict) or "error" in payload:
             return error_response(status if status >= 400 else 502, headers, payload, body, self.provider_label)
         try:
