@@ -62,5 +62,5 @@ def test_vertex_token_is_refreshed_before_it_expires(tmp_path, own_trap):
         assert len(tokens) == 2
     finally:
         proxy.stop()
-    assert own_trap.connections == []
         emulators.stop()
+    assert own_trap.connections == []
