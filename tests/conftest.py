@@ -31,7 +31,8 @@ def proxy(request, tmp_path_factory, emulators, trap) -> Iterator[Proxy]:
     env = provider_env(emulators, f"127.0.0.1:{trap.port}")
     proxy = start_proxy(
         workdir, REPO / "rules" / "demo.yaml", env, trap.port, mode=request.param,
-        extra=("--set", f"save_stream_file={workdir / 'flows.mitm'}"),
+        # Flows saved and printed in full, so tests can check neither ever holds a credential.
+        extra=("--set", f"save_stream_file={workdir / 'flows.mitm'}", "--set", "flow_detail=4"),
     )
     yield proxy
     proxy.stop()

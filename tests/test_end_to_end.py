@@ -251,8 +251,11 @@ def test_saved_flows_hold_no_credentials(proxy, emulators):
     vertex_tokens = {r["headers"]["authorization"].split()[1] for r in emulators.recorded("vertex")
                      if r["headers"].get("authorization", "").startswith("Bearer ")}
     assert vertex_tokens
+    log = proxy.log()
+    assert "save me" in log
     for secret in (*SECRETS, *vertex_tokens):
         assert secret.encode() not in saved  # ... their credentials are not
+        assert secret not in log
     assert fakes.AWS_ACCESS_KEY_ID.encode() in saved  # SigV4 keeps the key id: it names the account
 
 
