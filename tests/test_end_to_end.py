@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import struct
 import subprocess
 
@@ -270,3 +271,17 @@ def test_flows_carry_a_comment_and_blocked_ones_a_mark(proxy):
     assert "gpt_large → azure/gpt-4o (127.0.0.1, East US)" in comments
     blocked = [f for f in flows if f.comment.startswith("blocked (404)")]
     assert blocked and all(f.marked for f in blocked)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_as_the_app(proxy):
+    body = json.dumps({"model": "gemini_large", "messages": [{"role": "user", "content": "from curl"}]})
+    args = ["curl", "-sS", "--fail-with-body", "--cacert", str(proxy.ca), "-H", f"Authorization: Bearer {PLATFORM_KEY}",
+            "-H", "Content-Type: application/json", "-d", body, f"{proxy.platform_base}/chat/completions"]
+    if proxy.mode == "forward":
+        args[1:1] = ["--proxy", f"http://127.0.0.1:{proxy.port}"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["message"]["content"] == "Echo: from curl"
