@@ -37,6 +37,9 @@ class Exchange:
     """The provider calls the proxy made itself when one app request needed several (Titan batches)."""
     stream: StreamAccumulator | None = None
     """What the app received of a streamed answer, rebuilt for the audit log."""
+    sent_credentials: set[str] = field(default_factory=set, repr=False)
+    """The credential values that went to the provider (API key, bearer token, SigV4 signature and
+    session token): scrubbed from the audit entry wherever the provider echoes them."""
     started: float = field(default_factory=time.time)
     upstream_sent: float | None = None
     finished: float | None = None

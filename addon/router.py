@@ -125,13 +125,31 @@ class ByokRouter:
                     self.broken = str(e)
                     logger.error(self.broken)
                     return
-                self.broken = None
-                self._log_loaded(self.rules)
-        if self.rules is not None and self.rules.byok and ctx.options.connection_strategy != "lazy":
+                self._rules_changed()
+        self._enforce_byok_options()
+
+    def _rules_changed(self) -> None:
+        assert self.rules is not None
+        self.broken = None
+        # Pass-through was granted under the previous rules; the new ones decide afresh.
+        self.passthrough_clients.clear()
+        self._log_loaded(self.rules)
+
+    def _enforce_byok_options(self) -> None:
+        """mitmproxy options that would let a platform request leave before the router decides."""
+        if self.rules is None or not self.rules.byok:
+            return
+        if ctx.options.connection_strategy != "lazy":
             # mitmproxy's default eager strategy connects to the platform host as soon as the app
             # connects, before any request hook can divert the request.
             logger.info("BYOK is on: setting connection_strategy=lazy so the platform host is never contacted.")
             ctx.options.update(connection_strategy="lazy")
+        if ctx.options.stream_large_bodies:
+            # A streamed request body is sent upstream before the `request` hook runs (over a reused
+            # pass-through connection it reaches the platform), and a streamed provider answer would
+            # reach the app untranslated.
+            logger.warning("BYOK is on: unsetting stream_large_bodies; byok-proxy needs whole bodies.")
+            ctx.options.update(stream_large_bodies=None)
 
     @command.command("byok.reload")
     def reload(self) -> None:
@@ -144,8 +162,8 @@ class ByokRouter:
         except RulesError as e:
             logger.error(f"{e}; the previous rules stay in force")
             raise exceptions.CommandError(str(e)) from None
-        self.broken = None
-        self._log_loaded(self.rules)
+        self._rules_changed()
+        self._enforce_byok_options()
 
     @staticmethod
     def _log_loaded(rules: Rules) -> None:
@@ -295,6 +313,7 @@ class ByokRouter:
             await self._fan_out(flow, exchange, upstreams)
         else:
             upstream = await connection.authorize(upstreams[0])
+            exchange.sent_credentials |= redact.header_secrets(upstream.headers.items())
             self._rewrite(flow, upstream.method, upstream.url, upstream.headers, upstream.body)
             exchange.upstream_sent = time.time()
         self.exchanges[flow.id] = exchange
@@ -307,22 +326,28 @@ class ByokRouter:
         rewritten to the first of them so mitmweb and the audit log show where the traffic went."""
         connection, translator = exchange.connection, exchange.translator
         assert connection is not None and translator is not None
-        authorized = [await connection.authorize(u) for u in upstreams]
         limit = asyncio.Semaphore(FAN_OUT_CONCURRENCY)
 
-        async def send(request: UpstreamRequest) -> httpx.Response:
+        async def send(request: UpstreamRequest) -> tuple[UpstreamRequest, httpx.Response]:
             async with limit:
-                return await self._http_client().request(
-                    request.method, request.url, headers=request.headers, content=request.body
+                # Signed when it leaves, not all up front: a SigV4 signature is only valid for minutes,
+                # and up to 2048 signatures at once would hold the event loop.
+                authorized = await connection.authorize(request)
+                exchange.sent_credentials.update(redact.header_secrets(authorized.headers.items()))
+                response = await self._http_client().request(
+                    authorized.method, authorized.url, headers=authorized.headers, content=authorized.body
                 )
+                return authorized, response
 
         exchange.upstream_sent = time.time()
         try:
-            responses = await asyncio.gather(*(send(r) for r in authorized))
+            sent = await asyncio.gather(*(send(u) for u in upstreams))
         except httpx.HTTPError as e:
             raise ByokError(
                 502, f"Could not reach provider '{connection.name}' ({type(e).__name__}).", type="api_error"
             ) from None
+        authorized = [request for request, _ in sent]
+        responses = [response for _, response in sent]
         answers = [translator.response(r.status_code, r.headers, r.content) for r in responses]
         failed = next((a for a in answers if a.status >= 400), None)
         result = failed or ClientResponse(200, oa.merge_embedding_lists([a.body for a in answers]))
@@ -349,7 +374,11 @@ class ByokRouter:
             verify: bool | str = ctx.options.ssl_verify_upstream_trusted_ca or True
             if ctx.options.ssl_insecure:
                 verify = False
-            self.http_client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(120, connect=10))
+            # trust_env=False: HTTPS_PROXY/NO_PROXY and .netrc of the proxy's own environment must not
+            # send the customer's signed requests elsewhere (or back into this proxy).
+            self.http_client = httpx.AsyncClient(
+                verify=verify, timeout=httpx.Timeout(120, connect=10), trust_env=False
+            )
         return self.http_client
 
     async def done(self) -> None:

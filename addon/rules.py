@@ -46,7 +46,13 @@ class Platform(_Strict):
         for host in hosts:
             if not host or "/" in host or " " in host:
                 raise ValueError(f"'{host}' is not a host or host:port (write api.openai.com, not a URL)")
-        return [h.lower() for h in hosts]
+        return [_without_trailing_dot(h.lower()) for h in hosts]
+
+
+def _without_trailing_dot(host: str) -> str:
+    """`api.openai.com.:443` -> `api.openai.com:443`, `api.openai.com.` -> `api.openai.com`."""
+    name, colon, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    return f"{name.rstrip('.')}{colon}{port}"
 
 
 class ModelRoute(_Strict):
@@ -101,7 +107,8 @@ class Rules:
         return self.file.byok
 
     def is_platform(self, host: str, port: int) -> bool:
-        host = host.lower()
+        # `api.openai.com.` (the fully qualified form) resolves to the same host: it must match too.
+        host = host.lower().rstrip(".")
         return any(h == host or h == f"{host}:{port}" for h in self.file.platform.hosts)
 
 

@@ -90,3 +90,24 @@ def test_disabled_provider_without_passthrough_fails_closed(tmp_path, emulators,
     finally:
         proxy.stop()
     assert own_trap.connections == []
+
+
+FQDN_RULES = """
+platform: {{hosts: ["localhost:{port}"]}}
+providers:
+  azure: {{type: azure_openai, endpoint: "${{BYOK_EMULATOR_AZURE}}", api_key: "${{AZURE_OPENAI_API_KEY}}"}}
+models:
+  gpt_large: {{provider: azure, model: gpt-4o}}
+"""
+
+
+def test_fully_qualified_platform_host_is_intercepted(tmp_path, emulators, own_trap):
+    # `localhost.` (trailing dot) names the same host as `localhost`; it used to pass through to the platform.
+    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=FQDN_RULES.format(port=own_trap.port))
+    try:
+        client = proxy.openai(base_url=f"http://localhost.:{own_trap.port}/v1")
+        answer = client.chat.completions.create(model="gpt_large", messages=MESSAGES)
+        assert answer.choices[0].message.content == "Echo: hello"
+    finally:
+        proxy.stop()
+    assert own_trap.connections == []

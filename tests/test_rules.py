@@ -104,3 +104,14 @@ def test_platform_host_with_port(monkeypatch, tmp_path):
     rules = parse(BASE.replace("api.openai.com", '"${PLATFORM}"'), tmp_path)
     assert rules.is_platform("127.0.0.1", 8443)
     assert not rules.is_platform("127.0.0.1", 9443)
+
+
+def test_platform_host_matches_its_fully_qualified_form(tmp_path):
+    # `api.openai.com.` resolves to the platform too; it used to pass through untouched.
+    rules = parse(BASE, tmp_path)
+    assert rules.is_platform("api.openai.com.", 443)
+    assert rules.is_platform("API.OpenAI.com.", 8443)
+    with_port = parse(BASE.replace("api.openai.com", '"api.openai.com.:8443"'), tmp_path)
+    assert with_port.file.platform.hosts == ["api.openai.com:8443"]
+    assert with_port.is_platform("api.openai.com.", 8443)
+    assert not with_port.is_platform("api.openai.com", 443)

@@ -115,7 +115,7 @@ def build_entry(
     secrets = redact.collect_secrets(entry) | redact.collect_secrets(
         {"request": {"url": exchange.platform_url, "headers": _pairs(exchange.platform_request.headers)},
          "response": {}}
-    )
+    ) | exchange.sent_credentials
     redact.redact_entry(entry)
     if post := entry["request"].get("postData"):
         _withhold(post, post.get("text"), bodies)

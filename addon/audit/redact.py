@@ -71,22 +71,30 @@ def collect_secrets(entry: dict[str, Any]) -> set[str]:
     are echoed (an error message quoting the key, a redirect URL)."""
     found: set[str] = set()
     for message in (entry["request"], entry["response"]):
-        for pair in message.get("headers", []):
-            name, value = pair["name"].lower(), pair["value"]
-            if name in ("authorization", "proxy-authorization"):
-                if _SIGV4.match(value):
-                    found.update(_SIGNATURE.findall(value))
-                else:
-                    found.add(value.split(" ", 1)[-1].strip())
-            elif name in SECRET_HEADERS:
-                found.add(value)
-                if name in ("cookie", "set-cookie"):
-                    found.update(part.split("=", 1)[-1].strip() for part in value.split(";"))
+        found |= header_secrets((pair["name"], pair["value"]) for pair in message.get("headers", []))
         for pair in message.get("cookies", []):
             found.add(pair["value"])
     for name, value in parse_qsl(urlsplit(entry["request"]["url"]).query, True):
         if name.lower() in SECRET_QUERY_PARAMS:
             found.add(value)
+    return {s for s in found if len(s) >= 8 and s != REDACTED}
+
+
+def header_secrets(headers: Iterable[tuple[str, str]]) -> set[str]:
+    """The credential values in (name, value) header pairs: what `redact_header` hides, as values to
+    scrub wherever else they are echoed."""
+    found: set[str] = set()
+    for name, value in headers:
+        name = name.lower()
+        if name in ("authorization", "proxy-authorization"):
+            if _SIGV4.match(value):
+                found.update(_SIGNATURE.findall(value))
+            else:
+                found.add(value.split(" ", 1)[-1].strip())
+        elif name in SECRET_HEADERS:
+            found.add(value)
+            if name in ("cookie", "set-cookie"):
+                found.update(part.split("=", 1)[-1].strip() for part in value.split(";"))
     return {s for s in found if len(s) >= 8 and s != REDACTED}
 
 
