@@ -271,21 +271,27 @@ class SseParser:
     Accepts LF and CRLF framing (Gemini uses CRLF)."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
 
     def feed(self, data: bytes) -> list[str]:
-        # A CR ending one piece meets its LF in the next before normalising.
-        self._buffer = (self._buffer + data).replace(b"\r\n", b"\n")
+        if self._buffer.endswith(b"\r"):  # a CRLF split across two pieces
+            del self._buffer[-1]
+            data = b"\r" + data
+        # Only the new bytes are searched, so one large event arriving in small pieces stays linear.
+        start = max(len(self._buffer) - 1, 0)
+        self._buffer += data.replace(b"\r\n", b"\n")
         payloads = []
-        while (end := self._buffer.find(b"\n\n")) >= 0:
-            event, self._buffer = self._buffer[:end], self._buffer[end + 2:]
+        while (end := self._buffer.find(b"\n\n", start)) >= 0:
+            event = bytes(self._buffer[:end])
+            del self._buffer[:end + 2]
+            start = 0
             lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
             if lines:
                 payloads.append(b"\n".join(lines).decode("utf-8", errors="replace"))
         return payloads
 
     def rest(self) -> bytes:
-        return self._buffer
+        return bytes(self._buffer)
 
 
 class StreamAccumulator:

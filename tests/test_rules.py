@@ -115,3 +115,10 @@ def test_platform_host_matches_its_fully_qualified_form(tmp_path):
     assert with_port.file.platform.hosts == ["api.openai.com:8443"]
     assert with_port.is_platform("api.openai.com.", 8443)
     assert not with_port.is_platform("api.openai.com", 443)
+
+
+def test_vertex_key_path_is_relative_to_the_rules_file(tmp_path):
+    text = BASE.replace("models:\n", "  vertex: {type: vertex, project: p, credentials_file: keys/sa.json}\nmodels:\n")
+    rules = parse(text, tmp_path)
+    assert rules.connections["vertex"].config.credentials_file == str(tmp_path / "keys" / "sa.json")
+    assert "keys/sa.json" in rules.connections["vertex"].credential_problem()

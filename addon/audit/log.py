@@ -229,8 +229,9 @@ class AuditLog:
         if rules is None:
             return values
         for connection in rules.connections.values():
-            for value in connection.config.__dict__.values():
-                if secret_value := getattr(value, "value", None):
+            for name, value in connection.config.__dict__.items():
+                # A key id names the account (auditors match it in CloudTrail); it is not a secret.
+                if not name.endswith("key_id") and (secret_value := getattr(value, "value", None)):
                     values.append(secret_value)
         return values
 

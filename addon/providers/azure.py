@@ -23,6 +23,7 @@ from addon.providers.base import (
     SecretRef,
     Translator,
     UpstreamRequest,
+    http_url,
 )
 
 # Dated API versions that know `stream_options` (added in 2024-09-01-preview; not in GA 2024-10-21).
@@ -40,9 +41,7 @@ class AzureOpenAIConfig(ProviderConfig):
     @field_validator("endpoint")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
-            raise ValueError("must be an http(s) URL such as https://contoso.openai.azure.com")
-        return value.rstrip("/")
+        return http_url(value) or value
 
 
 def supports_stream_options(api_version: str) -> bool:

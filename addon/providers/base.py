@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo
 
@@ -41,6 +42,15 @@ def _validate_secret(value: Any, info: ValidationInfo) -> secrets.Secret:
         )
     base_dir = (info.context or {}).get("base_dir", Path.cwd())
     return secrets.resolve(value, base_dir)
+
+
+def http_url(value: str | None) -> str | None:
+    """Validates an `endpoint` setting: an http(s) URL, kept without its trailing slash."""
+    if value is None:
+        return None
+    if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+        raise ValueError("must be an http(s) URL such as https://<resource>.<provider domain>")
+    return value.rstrip("/")
 
 
 SecretRef = Annotated[secrets.Secret, PlainValidator(_validate_secret)]

@@ -331,7 +331,8 @@ class BedrockConnection(Connection):
             except Exception as e:  # STS/SSO/IMDS failures come as many exception types
                 raise ByokError(
                     503,
-                    f"The AWS credentials of provider '{self.name}' could not be refreshed: {e}",
+                    f"The AWS credentials of provider '{self.name}' could not be refreshed "
+                    f"({type(e).__name__}: {str(e)[:200]})",
                     type="api_error",
                     code="credential_refresh_failed",
                 ) from None

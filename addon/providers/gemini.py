@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from pydantic import field_validator
 
 from addon import openai_format as oa
 from addon.errors import ByokError
-from addon.providers.base import Connection, ProviderConfig, SecretRef, UpstreamRequest
+from addon.providers.base import Connection, ProviderConfig, SecretRef, UpstreamRequest, http_url
 from addon.providers.gemini_format import GenerateContentTranslator, dimensions, json_request, usage_from
 
 DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
@@ -28,15 +28,6 @@ DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
 def model_path(model: str) -> str:
     """`gemini-2.5-flash` (a `models/` prefix is tolerated) as one URL path segment."""
     return quote(model.removeprefix("models/"), safe="")
-
-
-def http_url(value: str | None) -> str | None:
-    """Validates an `endpoint` override."""
-    if value is None:
-        return None
-    if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
-        raise ValueError("must be an http(s) URL such as https://generativelanguage.googleapis.com")
-    return value.rstrip("/")
 
 
 class GeminiConfig(ProviderConfig):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -24,12 +25,12 @@ import google.auth
 import google.auth.exceptions
 import google.auth.transport.requests
 from google.oauth2 import service_account
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from addon import openai_format as oa
 from addon.errors import ByokError
-from addon.providers.base import Connection, ProviderConfig, UpstreamRequest
-from addon.providers.gemini import http_url, model_path
+from addon.providers.base import Connection, ProviderConfig, UpstreamRequest, http_url
+from addon.providers.gemini import model_path
 from addon.providers.gemini_format import GenerateContentTranslator, dimensions, json_request
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -49,6 +50,16 @@ class VertexConfig(ProviderConfig):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return http_url(value)
+
+    @field_validator("credentials_file")
+    @classmethod
+    def _relative_to_rules_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A relative key path is relative to the rules file, like every other path in it."""
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        base_dir = (info.context or {}).get("base_dir")
+        return str(path if path.is_absolute() or base_dir is None else Path(base_dir) / path)
 
     @field_validator("project", "location")
     @classmethod
