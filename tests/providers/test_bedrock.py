@@ -303,7 +303,9 @@ def test_failed_refresh_is_a_503(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ByokError) as info:
         asyncio.run(conn.authorize(translator().request(chat_body())))
     assert info.value.status == 503
-    assert info.value.message == "The AWS credentials of provider 'acme' could not be refreshed (RuntimeError: sso token expired)"
+    assert info.value.message == (
+        "The AWS credentials of provider 'acme' could not be refreshed (RuntimeError: sso token expired)"
+    )
 
 
 # --- chat request -----------------------------------------------------------------------------------
