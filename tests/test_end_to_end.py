@@ -285,3 +285,17 @@ def test_curl_as_the_app(proxy):
     answer = json.loads(result.stdout)
     assert answer["object"] == "chat.completion"
     assert answer["choices"][0]["message"]["content"] == "Echo: from curl"
+
+
+def test_user_reaches_each_provider_as_its_own_equivalent(proxy, emulators):
+    client = proxy.openai()
+    ask = {"messages": [{"role": "user", "content": "who am I"}], "user": "user-42"}
+    client.chat.completions.create(model="gpt_large", **ask)
+    assert last_request(emulators, "azure")["body"]["user"] == "user-42"
+    client.chat.completions.create(model="claude_large", **ask)
+    assert last_request(emulators, "bedrock")["body"]["requestMetadata"] == {"user": "user-42"}
+    client.chat.completions.create(model="gemini_vertex", **ask)
+    assert last_request(emulators, "vertex")["body"]["labels"] == {"user": "user-42"}
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="gemini_large", **ask)
+    assert info.value.param == "user"

@@ -61,6 +61,21 @@ def error(status: int, code: str, message: str, request_id: str | None = None) -
     })
 
 
+METADATA_STRING = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]{0,256}")
+
+
+def validate_request_metadata(metadata: Any) -> None:
+    """Converse `requestMetadata`: 1 to 16 string pairs, keys 1-256 and values 0-256 characters of a
+    restricted set (botocore's service model)."""
+    ok = isinstance(metadata, dict) and 1 <= len(metadata) <= 16 and all(
+        isinstance(k, str) and isinstance(v, str) and k and METADATA_STRING.fullmatch(k)
+        and METADATA_STRING.fullmatch(v) for k, v in metadata.items()
+    )
+    if not ok:
+        raise Invalid("1 validation error detected: Value at 'requestMetadata' failed to satisfy constraint: "
+                      "Map keys and values must satisfy regular expression pattern: [a-zA-Z0-9\\s:_@$#=/+,-.]{0,256}")
+
+
 def planned_error(status: int | None, rid: str) -> Response:
     """A scripted error (`EMULATE:error=N`) in Bedrock's own form."""
     status = status or 500
@@ -144,6 +159,8 @@ class BedrockEmulator(Emulator):
             if k not in CONVERSE_KEYS:
                 raise Invalid(f"Malformed input request: extraneous key [{k}] is not permitted, please reformat "
                               "your input and try again.")
+        if "requestMetadata" in body:
+            validate_request_metadata(body["requestMetadata"])
         msgs = body.get("messages")
         if not isinstance(msgs, list) or not msgs:
             raise Invalid("A conversation must start with a user message. Try again with a conversation that "

@@ -171,6 +171,23 @@ def _canonical(obj: Any, kind: Any, path: str, pkg: str) -> Any:
     return out
 
 
+LABEL = re.compile(r"[\w-]{0,63}")
+
+
+def validate_labels(labels: Any) -> None:
+    """Vertex request labels: keys start with a letter; keys and values at most 63 lowercase letters,
+    digits, underscores or dashes."""
+    if not isinstance(labels, dict) or len(labels) > 64:
+        raise _invalid("* GenerateContentRequest.labels: at most 64 labels are allowed.\n")
+    for key, value in labels.items():
+        if not (isinstance(value, str) and key[:1].isalpha() and all(
+            LABEL.fullmatch(v) and v == v.lower() for v in (key, value)
+        )):
+            raise _invalid(f"* GenerateContentRequest.labels: label '{key}' is invalid: keys and values can "
+                           "only contain lowercase letters, numeric characters, underscores and dashes, "
+                           "at most 63 characters, and keys must start with a letter.\n")
+
+
 def validate_generate(body: Any, model: str, pkg: str) -> dict[str, Any]:
     req = _canonical(body, "GenerateContentRequest", "", pkg)
     contents = req.get("contents") or []
@@ -388,6 +405,10 @@ class GeminiCore:
         return env
 
     def generate(self, body: Any, model: str, stream: bool, sse: bool, pkg: str) -> Response | StreamResponse:
+        if isinstance(body, dict) and "labels" in body:
+            if not self.vertex:  # request labels exist on Vertex AI only
+                raise _bad_payload('Invalid JSON payload received. Unknown name "labels": Cannot find field.')
+            validate_labels(body["labels"])
         req = validate_generate(body, model, pkg)
         plan = c.plan_reply(_turn(req))
         if plan.kind == "error":

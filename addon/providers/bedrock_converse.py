@@ -25,7 +25,7 @@ CHAT_PARAMS = frozenset(
         "tools", "tool_choice", "parallel_tool_calls", "response_format", "stream", "stream_options", "user",
     }
 )
-"""What Converse can honour; `user` is accepted and dropped (it only tags the request at OpenAI)."""
+"""What Converse can honour; `user` becomes request metadata, which tags the customer's invocation logs."""
 
 JSON_TOOL_NAME = "json_response"
 """The synthetic tool that carries the answer in JSON mode (`response_format`)."""
@@ -81,6 +81,8 @@ def converse_request(body: Mapping[str, Any], *, drop_unsupported: bool) -> Conv
         result["system"] = system
     if inference := inference_config(params):
         result["inferenceConfig"] = inference
+    if metadata := request_metadata(params.get("user"), drop_unsupported=drop_unsupported):
+        result["requestMetadata"] = metadata
 
     json_mode = False
     tools = tool_specs(params.get("tools"))
@@ -107,6 +109,25 @@ def converse_request(body: Mapping[str, Any], *, drop_unsupported: bool) -> Conv
     options = params.get("stream_options") or {}
     include_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
     return ConverseRequest(result, stream, include_usage, json_mode)
+
+
+METADATA_VALUE = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]{0,256}")
+
+
+def request_metadata(user: Any, *, drop_unsupported: bool) -> dict[str, str] | None:
+    """OpenAI's `user` as Converse request metadata, which tags the customer's invocation logs."""
+    if user is None:
+        return None
+    if isinstance(user, str) and METADATA_VALUE.fullmatch(user):
+        return {"user": user}
+    if drop_unsupported:
+        return None
+    raise InvalidRequest(
+        "'user' is sent to AWS Bedrock as request metadata, which allows at most 256 letters, digits, "
+        "spaces and the characters :_@$#=/+,-. Send such an id, or drop it with "
+        "'drop_unsupported_params: true'.",
+        param="user",
+    )
 
 
 def inference_config(params: Mapping[str, Any]) -> dict[str, Any]:

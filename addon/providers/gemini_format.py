@@ -50,11 +50,11 @@ SUPPORTED_CHAT_PARAMS = frozenset(
     {
         "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "n",
         "seed", "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice",
-        "parallel_tool_calls", "stream", "stream_options", "user",
+        "parallel_tool_calls", "stream", "stream_options",
     }
 )
-"""Chat parameters with a Gemini equivalent. `user` is accepted and not forwarded (Gemini has no field);
-`parallel_tool_calls: true` is Gemini's behaviour already, `false` cannot be honoured."""
+"""Chat parameters with a Gemini equivalent. `parallel_tool_calls: true` is Gemini's behaviour already,
+`false` cannot be honoured. `user` has an equivalent on Vertex AI only (request labels)."""
 
 CONTENT_FILTER_REASONS = frozenset(
     {
@@ -83,9 +83,13 @@ _AUDIO_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 # Request
 
 
-def chat_request(body: Mapping[str, Any], provider_type: str, *, drop_unsupported: bool) -> dict[str, Any]:
-    """The `generateContent` body for an OpenAI Chat Completions request body."""
-    params = oa.checked_params(body, SUPPORTED_CHAT_PARAMS, provider_type, drop_unsupported=drop_unsupported)
+def chat_request(
+    body: Mapping[str, Any], provider_type: str, *, drop_unsupported: bool,
+    supported: frozenset[str] = SUPPORTED_CHAT_PARAMS,
+) -> dict[str, Any]:
+    """The `generateContent` body for an OpenAI Chat Completions request body (parameters beyond
+    `SUPPORTED_CHAT_PARAMS` that a variant allows are left to the variant to map)."""
+    params = oa.checked_params(body, supported, provider_type, drop_unsupported=drop_unsupported)
     oa.require_single_choice(params)
     if params.get("parallel_tool_calls") is False and not drop_unsupported:
         raise UnsupportedParameter(
@@ -591,6 +595,12 @@ class GenerateContentTranslator(Translator):
     def _model_url(self, method: str) -> str:
         raise NotImplementedError
 
+    variant_params: ClassVar[frozenset[str]] = frozenset()
+    """Chat parameters only this variant can map, in `_variant_fields`."""
+
+    def _variant_fields(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
     def _embeddings_request(self, body: Mapping[str, Any]) -> UpstreamRequest:
         raise NotImplementedError
 
@@ -600,7 +610,11 @@ class GenerateContentTranslator(Translator):
     def request(self, body: Mapping[str, Any]) -> UpstreamRequest:
         if self.operation == "embeddings":
             return self._embeddings_request(body)
-        gemini = chat_request(body, self.provider_type, drop_unsupported=self.drop_unsupported_params)
+        gemini = chat_request(
+            body, self.provider_type, drop_unsupported=self.drop_unsupported_params,
+            supported=SUPPORTED_CHAT_PARAMS | self.variant_params,
+        )
+        gemini.update(self._variant_fields(body))
         self.stream = bool(body.get("stream"))
         self._include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if self.stream:

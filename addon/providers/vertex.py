@@ -15,6 +15,7 @@ per embeddings request for that model (Vertex's own 400 says so otherwise).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from google.oauth2 import service_account
 from pydantic import ValidationInfo, field_validator
 
 from addon import openai_format as oa
-from addon.errors import ByokError
+from addon.errors import ByokError, InvalidRequest
 from addon.providers.base import Connection, ProviderConfig, UpstreamRequest, http_url
 from addon.providers.gemini import model_path
 from addon.providers.gemini_format import GenerateContentTranslator, dimensions, json_request
@@ -80,7 +81,23 @@ class VertexConfig(ProviderConfig):
 class VertexTranslator(GenerateContentTranslator):
     provider_type = "vertex"
     provider_label = "Vertex AI"
+    variant_params = frozenset({"user"})
     config: VertexConfig
+
+    def _variant_fields(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        user = body.get("user")
+        if user is None:
+            return {}
+        if _is_label_value(user):
+            # Labels tag the customer's billing and usage reports with the app's end user.
+            return {"labels": {"user": user}}
+        if not self.drop_unsupported_params:
+            raise InvalidRequest(
+                "'user' is sent to Vertex AI as a request label, which allows at most 63 lowercase letters, "
+                "digits, underscores and dashes. Send such an id, or drop it with 'drop_unsupported_params: true'.",
+                param="user",
+            )
+        return {}
 
     def _model_url(self, method: str) -> str:
         c = self.config
@@ -217,6 +234,10 @@ class VertexConnection(Connection):
 def _hard_expired(creds: Any) -> bool:
     expiry = getattr(creds, "expiry", None)
     return expiry is not None and expiry <= datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=10)
+
+
+def _is_label_value(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[a-z0-9_-]{0,63}", value) is not None
 
 
 def _reason(error: Exception) -> str:

@@ -233,3 +233,11 @@ def test_stream_cut_ends_without_finish(emus: Emulators, client: httpx.Client) -
     r = send(client, *signed(emus, SONNET, "converse-stream", converse("EMULATE:stream_exception=cut a b c d")))
     kinds = [h[":event-type"] for h, _ in decode(r.content)]
     assert kinds == ["messageStart", "contentBlockDelta", "contentBlockDelta"]
+
+
+def test_request_metadata_validated_like_converse(emus: Emulators, client: httpx.Client) -> None:
+    ok = send(client, *signed(emus, SONNET, "converse", converse(requestMetadata={"user": "alice@example.com"})))
+    assert ok.status_code == 200, ok.text
+    for bad in ({}, {"user": "emoji 🙂"}, {f"k{i}": "v" for i in range(17)}, {"user": 1}):
+        r = send(client, *signed(emus, SONNET, "converse", converse(requestMetadata=bad)))
+        assert r.status_code == 400 and error_type(r) == "ValidationException", bad

@@ -226,3 +226,13 @@ def test_mode_any_always_calls_a_function(emus: Emulators, client: httpx.Client)
     r = client.post(url(emus), headers=KEY, json=body)
     parts = r.json()["candidates"][0]["content"]["parts"]
     assert parts[0]["functionCall"] == {"name": "get_weather", "args": {"answer": "Echo: plain"}}
+
+
+def test_labels_exist_on_vertex_only(emus: Emulators, client: httpx.Client, token: str) -> None:
+    r = client.post(url(emus), headers=KEY, json=gen(labels={"user": "u1"}))
+    assert r.status_code == 400 and 'Unknown name "labels"' in r.json()["error"]["message"]
+    auth = {"authorization": f"Bearer {token}"}
+    assert client.post(vertex_url(emus), headers=auth, json=gen(labels={"user": "u1"})).status_code == 200
+    for bad in ({"user": "Alice"}, {"1user": "u"}, {"user": "a" * 64}):
+        r = client.post(vertex_url(emus), headers=auth, json=gen(labels=bad))
+        assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT", bad

@@ -336,6 +336,7 @@ def test_request_system_merge_params_and_url() -> None:
         ],
         "system": [{"text": "Be brief."}, {"text": "Answer in French."}],
         "inferenceConfig": {"maxTokens": 256, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"]},
+        "requestMetadata": {"user": "u-1"},
     }
 
 
@@ -372,7 +373,7 @@ def test_unsupported_params_are_named(param: str, value: Any) -> None:
 
 
 def test_harmless_params_dropped_and_unknown_rejected() -> None:
-    assert translate(chat_body(user="u", logprobs=False, store=True)) == {
+    assert translate(chat_body(logprobs=False, store=True)) == {
         "messages": [{"role": "user", "content": [{"text": "hi"}]}],
     }
     with pytest.raises(InvalidRequest, match="Unrecognized request argument supplied: bogus"):
@@ -1036,3 +1037,11 @@ def test_model_stream_error_carries_the_model_message() -> None:
     assert sse(t.stream_chunk(TEXT_STREAM[0] + data))[-1] == {"error": {
         "message": "AWS Bedrock: Model Stream Error (the model answered 500: The model stream failed.)",
         "type": "api_error", "code": "modelStreamErrorException"}}
+
+
+def test_user_becomes_request_metadata_or_a_clear_400() -> None:
+    assert translate(chat_body(user="alice@example.com"))["requestMetadata"] == {"user": "alice@example.com"}
+    with pytest.raises(InvalidRequest, match="request metadata") as info:
+        translate(chat_body(user="emoji 🙂"))
+    assert info.value.param == "user"
+    assert "requestMetadata" not in translate(chat_body(user="emoji 🙂"), drop=True)

@@ -49,16 +49,18 @@ def user(text: str) -> dict:
 
 def test_request_url_headers_and_body():
     t = translator()
-    body = {"model": "platform-alias", "messages": [user("Hi")], "user": "u-1"}
+    body = {"model": "platform-alias", "messages": [user("Hi")], "temperature": 0.5}
     request = t.request(body)
     assert request.method == "POST"
     assert request.url == (
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
     )
     assert request.headers == {"content-type": "application/json", "accept": "application/json"}
-    assert json.loads(request.body) == {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
+    assert json.loads(request.body) == {
+        "contents": [{"role": "user", "parts": [{"text": "Hi"}]}], "generationConfig": {"temperature": 0.5}
+    }
     assert "key" not in request.url
-    assert body == {"model": "platform-alias", "messages": [user("Hi")], "user": "u-1"}  # not mutated
+    assert body == {"model": "platform-alias", "messages": [user("Hi")], "temperature": 0.5}  # not mutated
 
 
 def test_request_stream_url_and_custom_endpoint():
@@ -563,3 +565,13 @@ def test_config_rejects_literal_key_and_bad_endpoint():
         GeminiConfig.model_validate({"type": "gemini", "api_key": "${K}", "endpoint": "ftp://x"})
     missing = GeminiConnection("g", GeminiConfig.model_validate({"type": "gemini", "api_key": "${BYOK_UNSET_VAR_X}"}))
     assert missing.credential_problem() == "environment variable BYOK_UNSET_VAR_X is not set; export it and restart"
+
+
+def test_user_has_no_ai_studio_equivalent():
+    config = GeminiConfig(type="gemini", api_key=secrets.Secret("${K}", "fake-key"))
+    body = {"messages": [user("Hi")], "user": "user-42"}
+    with pytest.raises(UnsupportedParameter) as info:
+        GeminiTranslator(config, "gemini-2.5-pro", "chat", drop_unsupported_params=False).request(body)
+    assert info.value.param == "user"
+    dropped = GeminiTranslator(config, "gemini-2.5-pro", "chat", drop_unsupported_params=True).request(body)
+    assert "labels" not in json.loads(dropped.body)

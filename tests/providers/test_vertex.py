@@ -300,3 +300,16 @@ def test_config_validation():
         vertex_config(project="a/b")
     with pytest.raises(ValueError):
         VertexConfig.model_validate({"type": "vertex"})
+
+
+def test_user_becomes_a_request_label_or_a_clear_400():
+    def body(user: str) -> dict:
+        return {"messages": [{"role": "user", "content": "Hi"}], "user": user}
+
+    strict = VertexTranslator(vertex_config(), "gemini-2.5-flash", "chat", drop_unsupported_params=False)
+    assert json.loads(strict.request(body("user-42")).body)["labels"] == {"user": "user-42"}
+    with pytest.raises(ByokError) as info:
+        strict.request(body("Alice@Example.com"))
+    assert info.value.status == 400 and info.value.param == "user"
+    lenient = VertexTranslator(vertex_config(), "gemini-2.5-flash", "chat", drop_unsupported_params=True)
+    assert "labels" not in json.loads(lenient.request(body("Alice@Example.com")).body)
