@@ -16,6 +16,7 @@ from mitmproxy.addons.savehar import SaveHar
 from addon import secrets
 from addon.audit import redact
 from addon.audit.writer import AuditWriter, parse_rotation
+from addon.errors import ByokError
 from addon.exchange import Exchange
 from addon.rules import Price, Rules
 
@@ -164,6 +165,16 @@ def build_entry(
     return redact.scrub_value(entry, secrets)
 
 
+def withhold_unaudited(flow: http.HTTPFlow) -> None:
+    """An answer that could not be logged does not reach the app: the log must hold whatever did.
+    (A streamed answer has already been sent; its failure is only logged.)"""
+    if flow.response is not None and not flow.response.stream:
+        flow.response = ByokError(
+            503, "byok-proxy could not write this exchange to the audit log, so the answer is withheld. "
+            "Check the audit file's disk and permissions.", type="api_error", code="byok_audit_unavailable",
+        ).to_response()
+
+
 class AuditLog:
     def __init__(self) -> None:
         self.writer: AuditWriter | None = None
@@ -238,6 +249,13 @@ class AuditLog:
     def byok_exchange(self, exchange: Exchange) -> None:
         if self.writer is None or self.executor is None:
             return
+        try:
+            self._submit(exchange)
+        except Exception:
+            logger.exception("byok-proxy could not build an audit entry; the answer is withheld")
+            withhold_unaudited(exchange.flow)
+
+    def _submit(self, exchange: Exchange) -> None:
         rules = self._rules()
         prices = rules.file.prices if rules is not None else None
         entry = build_entry(
@@ -258,7 +276,8 @@ class AuditLog:
             try:
                 await future
             except Exception:
-                logger.exception("byok-proxy could not write an audit entry")
+                logger.exception("byok-proxy could not write an audit entry; the answer is withheld")
+                withhold_unaudited(flow)
 
     async def error(self, flow: http.HTTPFlow) -> None:
         await self.response(flow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from mitmproxy import http
@@ -37,3 +38,27 @@ def test_header_secrets_finds_every_credential_a_connection_adds():
         ("content-type", "application/json"),
     ])
     assert found == {"ab" * 32, "fake-session-token-000000001", "fake-azure-key-000000001"}
+
+
+def test_an_answer_that_cannot_be_audited_is_withheld(tmp_path, monkeypatch):
+    from mitmproxy.test import taddons
+
+    from addon.audit.log import AuditLog
+
+    def disk_full(entry):
+        raise OSError(28, "No space left on device")
+
+    async def scenario() -> http.HTTPFlow:
+        audit = AuditLog()
+        with taddons.context(audit) as tctx:
+            tctx.configure(audit, byok_audit=str(tmp_path / "audit.har"))
+            monkeypatch.setattr(audit.writer, "write", disk_full)
+            flow = tflow.tflow(resp=True)
+            exchange = Exchange(flow, "byok", "https://api.openai.com/v1/chat/completions", flow.request.copy())
+            audit.byok_exchange(exchange)
+            await audit.response(flow)
+            return flow
+
+    flow = asyncio.run(scenario())
+    assert flow.response.status_code == 503
+    assert json.loads(flow.response.content)["error"]["code"] == "byok_audit_unavailable"
