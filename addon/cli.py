@@ -6,22 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from addon import secrets
+from addon.audit.chain import resolve_key
 from addon.audit.har_file import HarFormatError
 from addon.audit.report import Report, to_json
 from addon.audit.verify import format_result, verify
 
 
 def _key(ref: str | None) -> bytes | None:
-    if ref is None:
-        return None
-    if not secrets.is_reference(ref):
-        raise SystemExit("byok audit: --key takes a reference ('${BYOK_AUDIT_KEY}' in single quotes, or a key file "
-                         "path), never the key itself")
-    secret = secrets.resolve(ref, Path.cwd())
-    if secret.value is None:
-        raise SystemExit(f"byok audit: --key: {secret.problem}")
-    return secret.value.encode()
+    try:
+        return resolve_key(ref)
+    except ValueError as e:
+        raise SystemExit(f"byok audit: --key: {e} (quote '${{BYOK_AUDIT_KEY}}' in single quotes)") from None
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -16,7 +16,10 @@ import hmac
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from addon import secrets
 
 GENESIS = "0" * 64
 
@@ -132,3 +135,17 @@ def link_all(entries: Iterable[dict[str, Any]], key: bytes | None = None) -> lis
     """Chains entries from the genesis (tests and tools)."""
     state = ChainState()
     return [state.link(e, key) for e in entries]
+
+
+def resolve_key(ref: str | None) -> bytes | None:
+    """The HMAC key from its secret reference (`${ENV_VAR}` or a key file path); never a literal key.
+    Raises ValueError saying what to fix."""
+    if not ref:
+        return None
+    if not secrets.is_reference(ref):
+        raise ValueError("the HMAC key must be a secret reference (${ENV_VAR} or a path to a key file), "
+                         "never the key itself")
+    secret = secrets.resolve(ref, Path.cwd())
+    if secret.value is None:
+        raise ValueError(secret.problem or "the key cannot be resolved")
+    return secret.value.encode()

@@ -13,8 +13,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addons.savehar import SaveHar
 
-from addon import secrets
-from addon.audit import redact
+from addon.audit import chain, redact
 from addon.audit.writer import AuditWriter, parse_rotation
 from addon.errors import ByokError
 from addon.exchange import Exchange
@@ -215,7 +214,10 @@ class AuditLog:
             if self.writer is not None:
                 self.writer.rotation = rotation
         if "byok_audit_key" in updated:
-            self.key = resolve_key(ctx.options.byok_audit_key)
+            try:
+                self.key = chain.resolve_key(ctx.options.byok_audit_key)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"byok_audit_key: {e}") from None
             if self.writer is not None:
                 self.writer.key = self.key
         if "byok_audit" in updated:
@@ -292,17 +294,3 @@ class AuditLog:
 
     def done(self) -> None:
         self._close()
-
-
-def resolve_key(ref: str | None) -> bytes | None:
-    """The HMAC key from its reference; a literal or unresolvable key stops the proxy (fail closed)."""
-    if not ref:
-        return None
-    if not secrets.is_reference(ref):
-        raise exceptions.OptionsError(
-            "byok_audit_key must be a secret reference (${ENV_VAR} or a path to a key file), never the key itself"
-        )
-    secret = secrets.resolve(ref, Path.cwd())
-    if secret.value is None:
-        raise exceptions.OptionsError(f"byok_audit_key: {secret.problem}")
-    return secret.value.encode()
