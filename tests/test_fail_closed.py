@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
-from addon.harness import REPO, provider_env, start_proxy
+from addon.harness import REPO, free_port, provider_env, start_proxy
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -111,3 +113,29 @@ def test_fully_qualified_platform_host_is_intercepted(tmp_path, emulators, own_t
     finally:
         proxy.stop()
     assert own_trap.connections == []
+
+
+UNREACHABLE_RULES = """
+platform: {{hosts: ["127.0.0.1:{port}"]}}
+providers:
+  azure: {{type: azure_openai, endpoint: "http://127.0.0.1:{dead}", api_key: "${{AZURE_OPENAI_API_KEY}}"}}
+models:
+  gpt_large: {{provider: azure, model: gpt-4o}}
+"""
+
+
+def test_unreachable_provider_fails_without_falling_back_to_the_platform(tmp_path, emulators, own_trap):
+    dead = free_port()  # nothing listens there
+    proxy = run_proxy(tmp_path, emulators, own_trap,
+                      rules_text=UNREACHABLE_RULES.format(port=own_trap.port, dead=dead))
+    try:
+        with pytest.raises(openai.InternalServerError) as info:
+            proxy.openai().chat.completions.create(model="gpt_large", messages=MESSAGES)
+        assert info.value.status_code == 502
+    finally:
+        proxy.stop()
+    assert own_trap.connections == []
+    entries = json.loads(proxy.audit.read_text())["log"]["entries"]
+    assert entries[-1]["_byok"]["decision"] == "byok"
+    assert entries[-1]["request"]["url"].startswith(f"http://127.0.0.1:{dead}/")
+    assert entries[-1]["_byok"]["error"]
