@@ -34,6 +34,17 @@ HARMLESS_TO_DROP = frozenset({"store", "metadata", "prompt_cache_key", "safety_i
 """Platform-side bookkeeping parameters no provider needs to honour for the answer to be faithful."""
 
 
+NO_OP_VALUES: dict[str, Any] = {
+    "logprobs": False, "n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {}, "stream": False,
+}
+"""OpenAI's defaults that many clients send explicitly: asking for nothing is never an unsupported request."""
+
+
+def is_no_op(name: str, value: Any) -> bool:
+    default = NO_OP_VALUES.get(name, ...)
+    return default is not ... and isinstance(value, bool) == isinstance(default, bool) and value == default
+
+
 def checked_params(
     body: Mapping[str, Any],
     supported: Collection[str],
@@ -49,7 +60,7 @@ def checked_params(
     """
     result: dict[str, Any] = {}
     for name, value in body.items():
-        if value is None:
+        if value is None or is_no_op(name, value):
             continue
         if name not in known:
             raise InvalidRequest(f"Unrecognized request argument supplied: {name}", param=name)

@@ -66,3 +66,15 @@ def test_stream_accumulator_rebuilds_content_tool_calls_and_usage():
     assert answer["tool_calls"] == [{"name": "get", "arguments": '{"a":1}'}]
     assert answer["finish_reason"] == "tool_calls"
     assert answer["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+
+
+def test_defaults_clients_send_explicitly_are_not_unsupported_requests():
+    body = {"model": "m", "messages": [], "logprobs": False, "n": 1, "presence_penalty": 0.0,
+            "frequency_penalty": 0, "logit_bias": {}, "stream": False}
+    assert oa.checked_params(body, {"model", "messages"}, "bedrock", drop_unsupported=False) == {
+        "model": "m", "messages": []
+    }
+    with pytest.raises(UnsupportedParameter):
+        oa.checked_params({"presence_penalty": 0.5}, {"model"}, "bedrock", drop_unsupported=False)
+    with pytest.raises(UnsupportedParameter):
+        oa.checked_params({"logprobs": True}, {"model"}, "bedrock", drop_unsupported=False)

@@ -61,8 +61,6 @@ class ConverseRequest:
 
 def converse_request(body: Mapping[str, Any], *, drop_unsupported: bool) -> ConverseRequest:
     params = dict(body)
-    if params.get("logprobs") is False:
-        del params["logprobs"]  # asking for no logprobs is what Converse does anyway
     if params.get("parallel_tool_calls") is False and drop_unsupported:
         del params["parallel_tool_calls"]
     params = oa.checked_params(params, CHAT_PARAMS, PROVIDER_TYPE, drop_unsupported=drop_unsupported)
