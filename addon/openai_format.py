@@ -36,6 +36,7 @@ HARMLESS_TO_DROP = frozenset({"store", "metadata", "prompt_cache_key", "safety_i
 
 NO_OP_VALUES: dict[str, Any] = {
     "logprobs": False, "n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {}, "stream": False,
+    "stream_options": {"include_usage": False},
 }
 """OpenAI's defaults that many clients send explicitly: asking for nothing is never an unsupported request."""
 

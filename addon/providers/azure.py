@@ -82,7 +82,10 @@ class AzureTranslator(Translator):
             path = "embeddings"
         else:
             supported = set(oa.CHAT_PARAMS)
-            if body.get("stream_options") is not None and not supports_stream_options(self.config.api_version):
+            options = body.get("stream_options")
+            if not (options is None or oa.is_no_op("stream_options", options)) and not supports_stream_options(
+                self.config.api_version
+            ):
                 if not self.drop_unsupported_params:
                     raise InvalidRequest(
                         f"'stream_options' needs an Azure api-version that supports it; "

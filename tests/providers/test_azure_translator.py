@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from addon import secrets
+from addon.errors import InvalidRequest
 from addon.providers.azure import AzureOpenAIConfig, AzureTranslator
 
 KEY = "fake-azure-openai-key-for-tests-0001"
@@ -181,3 +182,14 @@ def test_api_management_rate_limit_body() -> None:
     assert response.headers == {"retry-after": "7"}
     assert response.body == {"error": {"message": "Rate limit is exceeded. Try again in 7 seconds.",
                                        "type": "rate_limit_error", "param": None, "code": None}}
+
+
+def test_stream_options_without_usage_is_no_request_at_all_on_2024_10_21():
+    config = AzureOpenAIConfig(type="azure_openai", endpoint="https://contoso.openai.azure.com",
+                               api_key=secrets.Secret("${K}", "fake-key"))
+    translator = AzureTranslator(config, "gpt-4o", "chat")
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True,
+            "stream_options": {"include_usage": False}}
+    assert "stream_options" not in json.loads(translator.request(body).body)
+    with pytest.raises(InvalidRequest):
+        translator.request({**body, "stream_options": {"include_usage": True}})
