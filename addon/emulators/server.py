@@ -95,6 +95,13 @@ def _body_for_record(req: Request) -> Any:
         return req.body.decode("utf-8", errors="replace")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up on an idle keep-alive connection is normal, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class EmulatorServer:
     """Serves one Emulator on 127.0.0.1 from a daemon thread and records every non-control request."""
 
@@ -102,7 +109,7 @@ class EmulatorServer:
         self.emulator = emulator
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self.httpd = _QuietServer((host, port), _make_handler(self))
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, name=f"emulator-{emulator.name}", daemon=True
