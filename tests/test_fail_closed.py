@@ -59,19 +59,23 @@ def test_missing_credential_fails_closed_and_sends_nothing(tmp_path, emulators, 
     assert own_trap.connections == []
 
 
-PASSTHROUGH_RULES = """
-platform: {{hosts: ["127.0.0.1:{port}"]}}
-allow_passthrough: {allow}
-providers:
-  azure: {{type: azure_openai, endpoint: "http://127.0.0.1:1", api_key: "${{AZURE_OPENAI_API_KEY}}", enabled: false}}
-models:
-  gpt_large: {{provider: azure, model: gpt-4o}}
-"""
+
+
+def azure_only_rules(platform: str, endpoint: str, *, top: str = "", provider: str = "") -> str:
+    """A rules file with one Azure provider serving `gpt_large`."""
+    return (
+        f'platform: {{hosts: ["{platform}"]}}\n{top}\n'
+        f'providers:\n  azure: {{type: azure_openai, endpoint: "{endpoint}", '
+        f'api_key: "${{AZURE_OPENAI_API_KEY}}"{provider}}}\n'
+        "models:\n  gpt_large: {provider: azure, model: gpt-4o}\n"
+    )
 
 
 def test_disabled_provider_passes_through_to_the_platform(tmp_path, emulators, own_trap):
-    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=PASSTHROUGH_RULES.format(port=own_trap.port,
-                                                                                        allow="true"))
+    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=azure_only_rules(
+        f"127.0.0.1:{own_trap.port}", "http://127.0.0.1:1", top="allow_passthrough: true",
+        provider=", enabled: false",
+    ))
     try:
         with pytest.raises(openai.InternalServerError) as info:
             # The trap accepts and hangs up, so mitmproxy answers 502: the request went to the platform.
@@ -83,8 +87,10 @@ def test_disabled_provider_passes_through_to_the_platform(tmp_path, emulators, o
 
 
 def test_disabled_provider_without_passthrough_fails_closed(tmp_path, emulators, own_trap):
-    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=PASSTHROUGH_RULES.format(port=own_trap.port,
-                                                                                        allow="false"))
+    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=azure_only_rules(
+        f"127.0.0.1:{own_trap.port}", "http://127.0.0.1:1", top="allow_passthrough: false",
+        provider=", enabled: false",
+    ))
     try:
         with pytest.raises(openai.PermissionDeniedError) as info:
             proxy.openai().chat.completions.create(model="gpt_large", messages=MESSAGES)
@@ -94,18 +100,12 @@ def test_disabled_provider_without_passthrough_fails_closed(tmp_path, emulators,
     assert own_trap.connections == []
 
 
-FQDN_RULES = """
-platform: {{hosts: ["localhost:{port}"]}}
-providers:
-  azure: {{type: azure_openai, endpoint: "${{BYOK_EMULATOR_AZURE}}", api_key: "${{AZURE_OPENAI_API_KEY}}"}}
-models:
-  gpt_large: {{provider: azure, model: gpt-4o}}
-"""
 
 
 def test_fully_qualified_platform_host_is_intercepted(tmp_path, emulators, own_trap):
     # `localhost.` (trailing dot) names the same host as `localhost`; it used to pass through to the platform.
-    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=FQDN_RULES.format(port=own_trap.port))
+    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=azure_only_rules(
+        f"localhost:{own_trap.port}", "${BYOK_EMULATOR_AZURE}"))
     try:
         client = proxy.openai(base_url=f"http://localhost.:{own_trap.port}/v1")
         answer = client.chat.completions.create(model="gpt_large", messages=MESSAGES)
@@ -115,19 +115,12 @@ def test_fully_qualified_platform_host_is_intercepted(tmp_path, emulators, own_t
     assert own_trap.connections == []
 
 
-UNREACHABLE_RULES = """
-platform: {{hosts: ["127.0.0.1:{port}"]}}
-providers:
-  azure: {{type: azure_openai, endpoint: "http://127.0.0.1:{dead}", api_key: "${{AZURE_OPENAI_API_KEY}}"}}
-models:
-  gpt_large: {{provider: azure, model: gpt-4o}}
-"""
 
 
 def test_unreachable_provider_fails_without_falling_back_to_the_platform(tmp_path, emulators, own_trap):
     dead = free_port()  # nothing listens there
     proxy = run_proxy(tmp_path, emulators, own_trap,
-                      rules_text=UNREACHABLE_RULES.format(port=own_trap.port, dead=dead))
+                      rules_text=azure_only_rules(f"127.0.0.1:{own_trap.port}", f"http://127.0.0.1:{dead}"))
     try:
         with pytest.raises(openai.InternalServerError) as info:
             proxy.openai().chat.completions.create(model="gpt_large", messages=MESSAGES)
