@@ -58,6 +58,15 @@ class PlatformTrap:
             self._server.close()
 
 
+CREDENTIAL_ENV_PREFIXES = ("AWS_", "AZURE_", "GEMINI_", "GOOGLE_", "OPENAI_", "BYOK_")
+
+
+def inherited_env() -> dict[str, str]:
+    """This process's environment without credentials or settings of its own: the proxy under test sees
+    exactly the fake ones it is given, whatever the machine running the tests has configured."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIAL_ENV_PREFIXES)}
+
+
 def provider_env(emus: Emulators, platform_host: str) -> dict[str, str]:
     """The environment the demo rules file reads: emulator endpoints and fake credentials."""
     return {
@@ -142,7 +151,7 @@ def start_proxy(
         platform_base = f"https://127.0.0.1:{platform_port}/v1"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=workdir
+            args, stdout=log, stderr=subprocess.STDOUT, env={**inherited_env(), **env}, cwd=workdir
         )
     proxy = Proxy(process, port, mode, confdir, audit, platform_base, log_path)
     deadline = time.time() + 30

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from addon.emulators.runner import Emulators, start_emulators
-from addon.harness import REPO, PlatformTrap, Proxy, free_port, provider_env, start_proxy
+from addon.harness import (
+    CREDENTIAL_ENV_PREFIXES,
+    REPO,
+    PlatformTrap,
+    Proxy,
+    free_port,
+    provider_env,
+    start_proxy,
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_environment() -> Iterator[None]:
+    """Whatever credentials or cloud settings the machine running the tests has, the tests see none of
+    them: only the fake ones each test sets itself."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith(CREDENTIAL_ENV_PREFIXES):
+                mp.delenv(name)
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        mp.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+        yield
 
 
 @pytest.fixture(scope="session")
