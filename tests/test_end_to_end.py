@@ -274,15 +274,19 @@ def test_flows_carry_a_comment_and_blocked_ones_a_mark(proxy):
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_curl_as_the_app(proxy):
+@pytest.mark.parametrize(("flag", "version"), [("--http1.1", "1.1"), ("--http2", "2")])
+def test_curl_as_the_app(proxy, flag, version):
     body = json.dumps({"model": "gemini_large", "messages": [{"role": "user", "content": "from curl"}]})
-    args = ["curl", "-sS", "--fail-with-body", "--cacert", str(proxy.ca), "-H", f"Authorization: Bearer {PLATFORM_KEY}",
-            "-H", "Content-Type: application/json", "-d", body, f"{proxy.platform_base}/chat/completions"]
+    args = ["curl", "-sS", flag, "--fail-with-body", "--cacert", str(proxy.ca), "-w", "\n%{http_version}",
+            "-H", f"Authorization: Bearer {PLATFORM_KEY}", "-H", "Content-Type: application/json", "-d", body,
+            f"{proxy.platform_base}/chat/completions"]
     if proxy.mode == "forward":
         args[1:1] = ["--proxy", f"http://127.0.0.1:{proxy.port}"]
     result = subprocess.run(args, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
-    answer = json.loads(result.stdout)
+    text, used = result.stdout.rsplit("\n", 1)
+    assert used == version
+    answer = json.loads(text)
     assert answer["object"] == "chat.completion"
     assert answer["choices"][0]["message"]["content"] == "Echo: from curl"
 
