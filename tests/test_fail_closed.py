@@ -71,11 +71,15 @@ def azure_only_rules(platform: str, endpoint: str, *, top: str = "", provider: s
     )
 
 
-def test_disabled_provider_passes_through_to_the_platform(tmp_path, emulators, own_trap):
-    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=azure_only_rules(
-        f"127.0.0.1:{own_trap.port}", "http://127.0.0.1:1", top="allow_passthrough: true",
+def disabled_azure_rules(platform_port: int, *, allow: str) -> str:
+    return azure_only_rules(
+        f"127.0.0.1:{platform_port}", "http://127.0.0.1:1", top=f"allow_passthrough: {allow}",
         provider=", enabled: false",
-    ))
+    )
+
+
+def test_disabled_provider_passes_through_to_the_platform(tmp_path, emulators, own_trap):
+    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=disabled_azure_rules(own_trap.port, allow="true"))
     try:
         with pytest.raises(openai.InternalServerError) as info:
             # The trap accepts and hangs up, so mitmproxy answers 502: the request went to the platform.
@@ -87,10 +91,7 @@ def test_disabled_provider_passes_through_to_the_platform(tmp_path, emulators, o
 
 
 def test_disabled_provider_without_passthrough_fails_closed(tmp_path, emulators, own_trap):
-    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=azure_only_rules(
-        f"127.0.0.1:{own_trap.port}", "http://127.0.0.1:1", top="allow_passthrough: false",
-        provider=", enabled: false",
-    ))
+    proxy = run_proxy(tmp_path, emulators, own_trap, rules_text=disabled_azure_rules(own_trap.port, allow="false"))
     try:
         with pytest.raises(openai.PermissionDeniedError) as info:
             proxy.openai().chat.completions.create(model="gpt_large", messages=MESSAGES)
